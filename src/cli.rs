@@ -1,0 +1,510 @@
+//! The headless command line: account setup, sync, listing, reading and
+//! sending over the same core as the window, for administrators and
+//! scripts.
+
+// The command line's output is its purpose.
+#![allow(clippy::print_stdout)]
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use wardmail::account::{Account, Profile, Security, Server, account_id};
+use wardmail::secret::Secret;
+use wardmail::session::{self, Session, SessionError};
+use wardmail::store::{ListRow, OutboxState};
+use wardmail::sync::Progress;
+
+/// Wardmail: a mail client that shows how each recipient's copy travels.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Arguments {
+    /// Profile directory holding the configuration and the local store
+    /// (default: the platform's configuration and data directories).
+    #[arg(long, global = true, env = "WARDMAIL_PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// What to do; without a subcommand the window opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Sync every folder of the account into the local store.
+    Sync(AccountChoice),
+    /// List the folders with their message counts.
+    Folders {
+        #[command(flatten)]
+        account: AccountChoice,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the messages of a folder, newest first, from the local store.
+    List {
+        /// Folder name (as shown by `folders`) or role (inbox, sent, ...).
+        folder: String,
+        #[command(flatten)]
+        account: AccountChoice,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Maximum number of messages (0 = all).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+    },
+    /// Print one message: headers, text and attachments.
+    Show {
+        /// Folder name or role.
+        folder: String,
+        /// The message's UID.
+        uid: u32,
+        #[command(flatten)]
+        account: AccountChoice,
+        /// Print the raw message instead.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Send a message file (RFC 5322) through the outbox.
+    Send {
+        /// The .eml file.
+        file: PathBuf,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Show the outbox, or retry its entries.
+    Outbox {
+        #[command(flatten)]
+        account: AccountChoice,
+        /// Retry every queued or failed entry.
+        #[arg(long)]
+        retry: bool,
+        /// Send this entry again even though it may already have been sent.
+        #[arg(long, value_name = "ID")]
+        resend: Option<i64>,
+    },
+}
+
+/// Which account to use.
+#[derive(Debug, Args)]
+pub struct AccountChoice {
+    /// Account id or address (default: the first account).
+    #[arg(long)]
+    account: Option<String>,
+}
+
+/// Account subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Add or replace an account. The password is read from standard input.
+    Add(AddAccount),
+    /// Test the IMAP and SMTP settings of a saved account.
+    Test(AccountChoice),
+    /// List the accounts of the profile.
+    List,
+}
+
+/// Settings for `account add`.
+#[derive(Debug, Args)]
+pub struct AddAccount {
+    /// E-mail address.
+    #[arg(long)]
+    address: String,
+    /// Name shown in From.
+    #[arg(long, default_value = "")]
+    name: String,
+    /// Login name (default: the address).
+    #[arg(long)]
+    username: Option<String>,
+    /// IMAP host.
+    #[arg(long)]
+    imap_host: String,
+    /// IMAP port (default: 993 for tls, 143 for starttls).
+    #[arg(long)]
+    imap_port: Option<u16>,
+    /// IMAP security: tls or starttls.
+    #[arg(long, default_value = "tls")]
+    imap_security: Security,
+    /// SMTP submission host.
+    #[arg(long)]
+    smtp_host: String,
+    /// SMTP port (default: 465 for tls, 587 for starttls).
+    #[arg(long)]
+    smtp_port: Option<u16>,
+    /// SMTP security: tls or starttls.
+    #[arg(long, default_value = "starttls")]
+    smtp_security: Security,
+    /// PEM file with the clinic's CA certificates, trusted besides the
+    /// system roots.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Save without testing the connection first.
+    #[arg(long)]
+    no_test: bool,
+}
+
+/// Runs a subcommand and returns the process exit code.
+pub fn run(profile: Option<PathBuf>, command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wardmail: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(profile, command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("wardmail: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode, SessionError> {
+    let profile = Profile::locate(profile.as_deref())?;
+    match command {
+        Command::Account(AccountCommand::Add(add)) => add_account(profile, add).await,
+        Command::Account(AccountCommand::Test(choice)) => test_account(profile, choice).await,
+        Command::Account(AccountCommand::List) => list_accounts(profile),
+        Command::Sync(choice) => sync(open(profile, choice).await?).await,
+        Command::Folders { account, json } => folders(open(profile, account).await?, json).await,
+        Command::List {
+            folder,
+            account,
+            json,
+            limit,
+        } => list(open(profile, account).await?, &folder, json, limit).await,
+        Command::Show {
+            folder,
+            uid,
+            account,
+            raw,
+        } => show(open(profile, account).await?, &folder, uid, raw).await,
+        Command::Send { file, account } => send(open(profile, account).await?, file).await,
+        Command::Outbox {
+            account,
+            retry,
+            resend,
+        } => outbox(open(profile, account).await?, retry, resend).await,
+    }
+}
+
+async fn open(profile: Profile, choice: AccountChoice) -> Result<Session, SessionError> {
+    Session::open(profile, choice.account).await
+}
+
+async fn add_account(profile: Profile, add: AddAccount) -> Result<ExitCode, SessionError> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|e| {
+            SessionError::Task(format!("cannot read the password from standard input: {e}"))
+        })?;
+    let password = Secret::new(password.trim_end_matches(['\r', '\n']));
+    let imap_port = add
+        .imap_port
+        .unwrap_or(wardmail::net::default_port(true, add.imap_security));
+    let smtp_port = add
+        .smtp_port
+        .unwrap_or(wardmail::net::default_port(false, add.smtp_security));
+    let account = Account {
+        id: account_id(&add.address),
+        display_name: add.name,
+        username: add.username.unwrap_or_else(|| add.address.clone()),
+        address: add.address,
+        imap: Server {
+            host: add.imap_host,
+            port: imap_port,
+            security: add.imap_security,
+        },
+        smtp: Server {
+            host: add.smtp_host,
+            port: smtp_port,
+            security: add.smtp_security,
+        },
+        ca_file: add.ca_file,
+    };
+    account.validate()?;
+    if !add.no_test && !report_check(&account, &password).await {
+        eprintln!("wardmail: the account was not saved; fix the settings or pass --no-test");
+        return Ok(ExitCode::FAILURE);
+    }
+    let id = account.id.clone();
+    session::save_account(profile, account, password).await?;
+    println!("saved account {id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the IMAP and SMTP outcomes; returns whether both succeeded.
+async fn report_check(account: &Account, password: &Secret) -> bool {
+    let check = session::test_connection(account, password).await;
+    for (name, outcome) in [("IMAP", &check.imap), ("SMTP", &check.smtp)] {
+        match outcome {
+            Ok(()) => println!("{name}: ok"),
+            Err(error) => println!("{name}: {error}"),
+        }
+    }
+    check.imap.is_ok() && check.smtp.is_ok()
+}
+
+async fn test_account(profile: Profile, choice: AccountChoice) -> Result<ExitCode, SessionError> {
+    let session = open(profile, choice).await?;
+    let password_entry =
+        wardmail::secret::KeyringEntry::password(&session.config.profile_id, &session.account.id);
+    let password = tokio::task::spawn_blocking(move || password_entry.read())
+        .await
+        .map_err(|e| SessionError::Task(e.to_string()))??;
+    let ok = report_check(&session.account, &password).await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn list_accounts(profile: Profile) -> Result<ExitCode, SessionError> {
+    let config = profile.load()?;
+    for account in &config.accounts {
+        println!(
+            "{}\t{}\t{}:{} {}",
+            account.id,
+            account.address,
+            account.imap.host,
+            account.imap.port,
+            account.imap.security
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sync(session: Session) -> Result<ExitCode, SessionError> {
+    let progress = |p: Progress| {
+        if let Progress::Folder { name, position, of } = p {
+            eprintln!("syncing {position}/{of}: {name}");
+        }
+    };
+    let reports = session.sync(&progress).await?;
+    for report in &reports {
+        println!(
+            "{}\t{} messages\t+{} new\t{} flag changes\t-{} removed",
+            report.name, report.total, report.added, report.flags_changed, report.removed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct FolderJson<'a> {
+    name: &'a str,
+    raw_name: &'a str,
+    role: Option<&'static str>,
+    messages: u32,
+    unread: u32,
+}
+
+async fn folders(session: Session, json: bool) -> Result<ExitCode, SessionError> {
+    let folders = session.folders().await?;
+    if json {
+        let rows: Vec<FolderJson<'_>> = folders
+            .iter()
+            .map(|f| FolderJson {
+                name: &f.name,
+                raw_name: &f.raw_name,
+                role: f.role.map(|r| r.as_str()),
+                messages: f.total,
+                unread: f.unread,
+            })
+            .collect();
+        print_json(&rows);
+    } else {
+        for folder in &folders {
+            let role = folder.role.map(|r| r.as_str()).unwrap_or("");
+            println!(
+                "{}\t{}\t{} messages\t{} unread",
+                folder.name, role, folder.total, folder.unread
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct MessageJson<'a> {
+    uid: u32,
+    date: Option<i64>,
+    from: &'a str,
+    subject: &'a str,
+    seen: bool,
+    flagged: bool,
+    answered: bool,
+    has_attachments: bool,
+}
+
+impl<'a> From<&'a ListRow> for MessageJson<'a> {
+    fn from(row: &'a ListRow) -> Self {
+        MessageJson {
+            uid: row.uid,
+            date: row.date,
+            from: &row.from,
+            subject: &row.subject,
+            seen: row.seen,
+            flagged: row.flagged,
+            answered: row.answered,
+            has_attachments: row.has_attachments,
+        }
+    }
+}
+
+async fn list(
+    session: Session,
+    folder: &str,
+    json: bool,
+    limit: u32,
+) -> Result<ExitCode, SessionError> {
+    let folder = session.folder(folder).await?;
+    let id = folder.id;
+    let limit = if limit == 0 { u32::MAX } else { limit };
+    let rows = wardmail::sync::blocking(&session.store, move |s| s.list(id, 0, limit)).await?;
+    if json {
+        let rows: Vec<MessageJson<'_>> = rows.iter().map(MessageJson::from).collect();
+        print_json(&rows);
+    } else {
+        for row in &rows {
+            let marker = if row.seen { ' ' } else { '*' };
+            println!("{}{}\t{}\t{}", marker, row.uid, row.from, row.subject);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(
+    session: Session,
+    folder: &str,
+    uid: u32,
+    raw: bool,
+) -> Result<ExitCode, SessionError> {
+    let folder = session.folder(folder).await?;
+    let Some(bytes) = session.body(&folder, uid).await? else {
+        eprintln!(
+            "wardmail: no message with UID {uid} in {}; run `wardmail sync` and `wardmail list`",
+            folder.name
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut out = std::io::stdout().lock();
+    if raw {
+        let _ = out.write_all(&bytes);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let message = wardmail::message::parse(&bytes);
+    let envelope = &message.envelope;
+    let join = |list: &[wardmail::message::Address]| {
+        list.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(out, "From: {}", join(&envelope.from));
+    let _ = writeln!(out, "To: {}", join(&envelope.to));
+    if !envelope.cc.is_empty() {
+        let _ = writeln!(out, "Cc: {}", join(&envelope.cc));
+    }
+    let _ = writeln!(out, "Subject: {}", envelope.subject);
+    for problem in &message.problems {
+        let _ = writeln!(out, "Note: {problem}");
+    }
+    let _ = writeln!(out, "\n{}", message.text);
+    for attachment in &message.attachments {
+        let _ = writeln!(
+            out,
+            "[attachment {}: {} ({}, {} bytes)]",
+            attachment.index, attachment.filename, attachment.content_type, attachment.size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send(session: Session, file: PathBuf) -> Result<ExitCode, SessionError> {
+    let raw = tokio::fs::read(&file)
+        .await
+        .map_err(|e| SessionError::Task(format!("cannot read {}: {e}", file.display())))?;
+    let outgoing = wardmail::outbox::prepare_raw(&raw, &session.account.domain())
+        .map_err(|e| SessionError::Task(format!("cannot send {}: {e}", file.display())))?;
+    let id = match session
+        .send(outgoing.message_id, outgoing.raw, outgoing.recipients)
+        .await
+    {
+        Ok(id) => id,
+        Err(error) => {
+            eprintln!("wardmail: {error}");
+            eprintln!(
+                "wardmail: the message stays in the outbox; retry with `wardmail outbox --retry`"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!("sent (outbox entry {id})");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn outbox(
+    session: Session,
+    retry: bool,
+    resend: Option<i64>,
+) -> Result<ExitCode, SessionError> {
+    let mut ok = true;
+    if let Some(id) = resend {
+        session.resend(id, true).await?;
+        println!("entry {id} sent");
+    }
+    if retry {
+        for (id, outcome) in session.flush_outbox().await? {
+            match outcome {
+                Ok(()) => println!("entry {id}: sent"),
+                Err(error) => {
+                    ok = false;
+                    println!("entry {id}: {error}");
+                }
+            }
+        }
+    }
+    let account = session.account.id.clone();
+    let entries = wardmail::sync::blocking(&session.store, move |s| s.outbox(&account)).await?;
+    for entry in &entries {
+        let state = match entry.state {
+            OutboxState::Queued => "queued",
+            OutboxState::Sending => "sending",
+            OutboxState::Submitted => "sent, copy to Sent pending",
+            OutboxState::Done => "done",
+            OutboxState::Failed => "failed",
+            OutboxState::Uncertain => "may have been sent",
+        };
+        let error = entry.last_error.as_deref().unwrap_or("");
+        println!(
+            "{}\t{}\t{} attempts\t{}",
+            entry.id, state, entry.attempts, error
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("wardmail: cannot write JSON: {error}"),
+    }
+}

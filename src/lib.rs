@@ -1,0 +1,19 @@
+//! Wardmail's core: everything that is not drawing. The desktop window
+//! (`src/ui/`) and the command line (`src/cli.rs`) are thin layers over
+//! these modules, and the integration tests drive them directly.
+//!
+//! Blocking work (SQLite, the OS keyring) is marked as such on each
+//! function; network work is async on tokio.
+
+pub mod account;
+pub mod compose;
+pub mod imap;
+pub mod message;
+pub mod net;
+pub mod outbox;
+pub mod secret;
+pub mod session;
+pub mod smtp;
+pub mod store;
+pub mod sync;
+pub mod utf7;

@@ -1,0 +1,33 @@
+//! The `wardmail` executable: the desktop window when run without a
+//! subcommand, the headless command line otherwise.
+
+mod cli;
+mod ui;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let arguments = cli::Arguments::parse();
+    init_logging();
+    match arguments.command {
+        None => match ui::run(arguments.profile) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "the window could not be opened");
+                eprintln!("wardmail: cannot open the window: {error}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Some(command) => cli::run(arguments.profile, command),
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,303 @@
+//! The outbox: every outgoing message is stored before submission, so a
+//! failure or a crash loses nothing, and a retry never sends twice.
+//!
+//! States (see [`OutboxState`]): `Queued` → `Sending` → `Submitted` →
+//! `Done`. A failure before the message text reached the server goes to
+//! `Failed` and may be retried freely. A failure after that point, or a
+//! crash while `Sending`, goes to `Uncertain`: the server may have accepted
+//! the message, so it is resent only when the user says so. `Submitted`
+//! means only the copy to the Sent folder is missing; a retry then appends
+//! it without submitting again.
+
+use std::sync::Arc;
+
+use crate::account::Account;
+use crate::imap::{self, ImapError, Role};
+use crate::net::TlsContext;
+use crate::secret::Secret;
+use crate::smtp::{self, SmtpError};
+use crate::store::{OutboxEntry, OutboxState, Store};
+use crate::sync::{SyncError, blocking};
+
+/// Errors from sending an outbox entry.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// Submission failed.
+    #[error(transparent)]
+    Smtp(#[from] SmtpError),
+    /// Copying to Sent failed (the message itself was sent).
+    #[error("the message was sent, but saving the copy in Sent failed: {0}")]
+    SentCopy(ImapError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] SyncError),
+    /// The entry's outcome is unknown and the user has not confirmed a
+    /// resend.
+    #[error("this message may already have been sent; choose \"Send again\" to send it anyway")]
+    NeedsConfirmation,
+}
+
+/// Adds a message to the outbox. Returns the entry id.
+pub async fn enqueue(
+    store: &Arc<Store>,
+    account: &Account,
+    message_id: String,
+    raw: Vec<u8>,
+    recipients: Vec<String>,
+) -> Result<i64, SyncError> {
+    let account_id = account.id.clone();
+    let from = account.address.clone();
+    blocking(store, move |s| {
+        s.outbox_add(&account_id, &message_id, &raw, &from, &recipients)
+    })
+    .await
+}
+
+/// Marks entries left in `Sending` by a crash as `Uncertain`; call once at
+/// start-up before anything is sent.
+pub async fn recover(store: &Arc<Store>, account: &str) -> Result<usize, SyncError> {
+    let account = account.to_owned();
+    blocking(store, move |s| {
+        let stuck: Vec<i64> = s
+            .outbox(&account)?
+            .into_iter()
+            .filter(|e| e.state == OutboxState::Sending)
+            .map(|e| e.id)
+            .collect();
+        for id in &stuck {
+            s.outbox_set_state(
+                *id,
+                OutboxState::Uncertain,
+                Some("Wardmail stopped while sending this message"),
+            )?;
+        }
+        Ok(stuck.len())
+    })
+    .await
+}
+
+/// Sends one entry and files the copy in Sent. `confirmed` allows
+/// resending an `Uncertain` entry.
+pub async fn send(
+    store: &Arc<Store>,
+    account: &Account,
+    password: &Secret,
+    tls: &TlsContext,
+    entry: &OutboxEntry,
+    confirmed: bool,
+) -> Result<(), OutboxError> {
+    let id = entry.id;
+    match entry.state {
+        OutboxState::Done => return Ok(()),
+        OutboxState::Uncertain | OutboxState::Sending if !confirmed => {
+            return Err(OutboxError::NeedsConfirmation);
+        }
+        OutboxState::Submitted => return copy_to_sent(store, account, password, tls, entry).await,
+        _ => {}
+    }
+
+    blocking(store, move |s| {
+        s.outbox_set_state(id, OutboxState::Sending, None)
+    })
+    .await?;
+    let outcome = smtp::submit(
+        account,
+        password,
+        &entry.envelope_from,
+        &entry.recipients,
+        &entry.raw,
+    )
+    .await;
+    if let Err(error) = outcome {
+        let state = if error.certainly_not_sent() {
+            OutboxState::Failed
+        } else {
+            OutboxState::Uncertain
+        };
+        let text = error.to_string();
+        tracing::warn!(account = %account.id, outbox = id, ?state, "submission failed");
+        blocking(store, move |s| s.outbox_set_state(id, state, Some(&text))).await?;
+        return Err(error.into());
+    }
+    blocking(store, move |s| {
+        s.outbox_set_state(id, OutboxState::Submitted, None)
+    })
+    .await?;
+    tracing::info!(account = %account.id, outbox = id, recipients = entry.recipients.len(), "message submitted");
+    copy_to_sent(store, account, password, tls, entry).await
+}
+
+/// Sends every entry that is queued, failed or awaiting its Sent copy.
+/// Uncertain entries are left for the user. Returns each entry's outcome.
+pub async fn flush(
+    store: &Arc<Store>,
+    account: &Account,
+    password: &Secret,
+    tls: &TlsContext,
+) -> Result<Vec<(i64, Result<(), OutboxError>)>, SyncError> {
+    let account_id = account.id.clone();
+    let entries = blocking(store, move |s| s.outbox(&account_id)).await?;
+    let mut outcomes = Vec::new();
+    for entry in entries {
+        if matches!(entry.state, OutboxState::Uncertain | OutboxState::Sending) {
+            continue;
+        }
+        let outcome = send(store, account, password, tls, &entry, false).await;
+        outcomes.push((entry.id, outcome));
+    }
+    Ok(outcomes)
+}
+
+async fn copy_to_sent(
+    store: &Arc<Store>,
+    account: &Account,
+    password: &Secret,
+    tls: &TlsContext,
+    entry: &OutboxEntry,
+) -> Result<(), OutboxError> {
+    let id = entry.id;
+    let result = async {
+        let mut connection = imap::connect(account, password, tls).await?;
+        let folders = connection.folders().await?;
+        let sent = folders.iter().find(|f| f.role == Some(Role::Sent)).map(|f| f.raw_name.clone());
+        if let Some(sent) = sent {
+            connection.append(&sent, Some("(\\Seen)"), &entry.raw).await?;
+        } else {
+            tracing::warn!(account = %account.id, "no Sent folder; the sent copy is kept only locally");
+        }
+        connection.logout().await;
+        Ok::<(), ImapError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            blocking(store, move |s| {
+                s.outbox_set_state(id, OutboxState::Done, None)
+            })
+            .await?;
+            Ok(())
+        }
+        Err(error) => {
+            let text = format!("sent, but not yet copied to Sent: {error}");
+            blocking(store, move |s| {
+                s.outbox_set_state(id, OutboxState::Submitted, Some(&text))
+            })
+            .await?;
+            Err(OutboxError::SentCopy(error))
+        }
+    }
+}
+
+/// A message file made ready for submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// Its Message-ID (added when the file had none).
+    pub message_id: String,
+    /// The bytes to submit, without any Bcc header.
+    pub raw: Vec<u8>,
+    /// Every To, Cc and Bcc address, deduplicated.
+    pub recipients: Vec<String>,
+}
+
+/// Why a message file cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The file is not an RFC 5322 message.
+    #[error("cannot read the message: it has no header section")]
+    NotAMessage,
+    /// No To, Cc or Bcc address.
+    #[error("cannot send a message without recipients: add a To, Cc or Bcc header")]
+    NoRecipients,
+}
+
+/// Prepares a complete message file for sending: collects the envelope
+/// recipients from To, Cc and Bcc, removes the Bcc header (RFC 5322
+/// section 3.6.3: Bcc recipients must not be disclosed), and adds a
+/// Message-ID when missing, because the outbox tells messages apart by it.
+pub fn prepare_raw(raw: &[u8], domain: &str) -> Result<Prepared, PrepareError> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .ok_or(PrepareError::NotAMessage)?;
+    if parsed.headers().is_empty() {
+        return Err(PrepareError::NotAMessage);
+    }
+    let mut recipients: Vec<String> = Vec::new();
+    for list in [parsed.to(), parsed.cc(), parsed.bcc()]
+        .into_iter()
+        .flatten()
+    {
+        for address in list.iter().filter_map(|a| a.address()) {
+            if !recipients
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(address))
+            {
+                recipients.push(address.to_owned());
+            }
+        }
+    }
+    if recipients.is_empty() {
+        return Err(PrepareError::NoRecipients);
+    }
+
+    let mut bytes = Vec::with_capacity(raw.len() + 80);
+    let message_id = match parsed.message_id() {
+        Some(id) => format!("<{id}>"),
+        None => {
+            let id = format!("<{}@{}>", crate::account::random_id(), domain);
+            bytes.extend_from_slice(format!("Message-ID: {id}\r\n").as_bytes());
+            id
+        }
+    };
+    let mut position = 0;
+    for header in parsed.headers() {
+        if matches!(header.name, mail_parser::HeaderName::Bcc) {
+            let (start, end) = (header.offset_field as usize, header.offset_end as usize);
+            bytes.extend_from_slice(&raw[position..start]);
+            position = end;
+        }
+    }
+    bytes.extend_from_slice(&raw[position..]);
+    Ok(Prepared {
+        message_id,
+        raw: bytes,
+        recipients,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_strips_bcc_and_collects_recipients() {
+        let raw = b"From: a@example.org\r\nTo: b@example.org\r\nBcc: Secret <c@example.org>,\r\n d@example.org\r\nSubject: x\r\nMessage-ID: <m1@example.org>\r\n\r\nbody\r\n";
+        let prepared = prepare_raw(raw, "example.org").unwrap();
+        assert_eq!(
+            prepared.recipients,
+            vec!["b@example.org", "c@example.org", "d@example.org"]
+        );
+        let text = String::from_utf8(prepared.raw).unwrap();
+        assert!(!text.to_lowercase().contains("bcc"), "{text}");
+        assert!(!text.contains("d@example.org"), "{text}");
+        assert!(text.contains("Subject: x\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\nbody\r\n"), "{text}");
+        assert_eq!(prepared.message_id, "<m1@example.org>");
+    }
+
+    #[test]
+    fn prepare_adds_message_id() {
+        let prepared = prepare_raw(b"To: b@example.org\r\n\r\nhi\r\n", "example.org").unwrap();
+        assert!(prepared.message_id.ends_with("@example.org>"));
+        assert!(
+            prepared
+                .raw
+                .starts_with(format!("Message-ID: {}\r\n", prepared.message_id).as_bytes())
+        );
+    }
+
+    #[test]
+    fn prepare_rejects_no_recipients() {
+        let error = prepare_raw(b"Subject: x\r\n\r\nhi\r\n", "example.org").unwrap_err();
+        assert!(matches!(error, PrepareError::NoRecipients));
+    }
+}

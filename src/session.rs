@@ -1,0 +1,370 @@
+//! One open account: its configuration, password, trust anchors, store and
+//! a reusable IMAP connection. The window and the command line both work
+//! through this type, so they behave the same.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::account::{Account, AccountError, Config, Profile};
+use crate::imap::{self, ImapError, Role};
+use crate::net::{NetError, TlsContext};
+use crate::outbox::{self, OutboxError};
+use crate::secret::{KeyringEntry, Secret, SecretError};
+use crate::smtp::{self, SmtpError};
+use crate::store::{Folder, Store, StoreError};
+use crate::sync::{self, FolderReport, Progress, SyncError, blocking};
+
+/// Errors from any account operation, for callers that only report them.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Configuration.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// Keyring.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// Local store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Trust anchors.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// IMAP.
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    /// SMTP.
+    #[error(transparent)]
+    Smtp(#[from] SmtpError),
+    /// Sync.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// Outbox.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// A folder name that does not exist.
+    #[error("no folder {0:?}: run `wardmail folders` to see the names")]
+    NoFolder(String),
+    /// A folder role the server does not have.
+    #[error("the server has no {0} folder")]
+    NoRole(&'static str),
+    /// A background task failed.
+    #[error("a background task failed: {0}")]
+    Task(String),
+}
+
+/// Runs a blocking closure on tokio's blocking pool.
+async fn unblock<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, SessionError> + Send + 'static,
+) -> Result<T, SessionError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| SessionError::Task(e.to_string()))?
+}
+
+/// An open account.
+pub struct Session {
+    /// The profile's configuration.
+    pub config: Config,
+    /// The account in use.
+    pub account: Account,
+    /// The local store.
+    pub store: Arc<Store>,
+    password: Secret,
+    tls: TlsContext,
+    connection: tokio::sync::Mutex<Option<imap::Connection>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("account", &self.account.id)
+            .finish()
+    }
+}
+
+impl Session {
+    /// Opens an account of a profile (the first one when `account` is
+    /// `None`): reads the keyring, unlocks the store, loads trust anchors.
+    pub async fn open(profile: Profile, account: Option<String>) -> Result<Session, SessionError> {
+        unblock(move || {
+            let config = profile.load()?;
+            let account = config.account(account.as_deref())?.clone();
+            let password = KeyringEntry::password(&config.profile_id, &account.id).read()?;
+            let store = Arc::new(Store::open_profile(&profile, &config)?);
+            let tls = TlsContext::load(account.ca_file.as_deref())?;
+            Ok(Session {
+                config,
+                account,
+                store,
+                password,
+                tls,
+                connection: tokio::sync::Mutex::new(None),
+            })
+        })
+        .await
+    }
+
+    /// The TLS trust anchors in use.
+    pub fn tls(&self) -> &TlsContext {
+        &self.tls
+    }
+
+    /// Opens a new IMAP connection (for IDLE, which needs its own).
+    pub async fn connect(&self) -> Result<imap::Connection, ImapError> {
+        imap::connect(&self.account, &self.password, &self.tls).await
+    }
+
+    /// Locks the shared IMAP connection, connecting if needed.
+    async fn shared(
+        &self,
+    ) -> Result<tokio::sync::MappedMutexGuard<'_, imap::Connection>, SessionError> {
+        let mut guard = self.connection.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.connect().await?);
+        }
+        tokio::sync::MutexGuard::try_map(guard, Option::as_mut)
+            .map_err(|_| SessionError::Task("IMAP connection lost".into()))
+    }
+
+    /// Drops the shared connection after an error so the next call
+    /// reconnects.
+    async fn forget_connection(&self) {
+        *self.connection.lock().await = None;
+    }
+
+    async fn with_reset<T>(&self, result: Result<T, SessionError>) -> Result<T, SessionError> {
+        if result.is_err() {
+            self.forget_connection().await;
+        }
+        result
+    }
+
+    /// Syncs every folder.
+    pub async fn sync(
+        &self,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Vec<FolderReport>, SessionError> {
+        let result = async {
+            let mut connection = self.shared().await?;
+            Ok(
+                sync::sync_account(&mut connection, &self.store, &self.account.id, progress)
+                    .await?,
+            )
+        }
+        .await;
+        self.with_reset(result).await
+    }
+
+    /// Syncs one folder.
+    pub async fn sync_folder(&self, folder: &Folder) -> Result<FolderReport, SessionError> {
+        let result = async {
+            let mut connection = self.shared().await?;
+            Ok(sync::sync_folder(&mut connection, &self.store, folder, &|_| {}).await?)
+        }
+        .await;
+        self.with_reset(result).await
+    }
+
+    /// The folders from the store.
+    pub async fn folders(&self) -> Result<Vec<Folder>, SessionError> {
+        let id = self.account.id.clone();
+        Ok(blocking(&self.store, move |s| s.folders(&id)).await?)
+    }
+
+    /// Finds a folder by decoded name, raw name or role name ("inbox").
+    pub async fn folder(&self, name: &str) -> Result<Folder, SessionError> {
+        let folders = self.folders().await?;
+        folders
+            .iter()
+            .find(|f| f.name == name || f.raw_name == name)
+            .or_else(|| {
+                folders
+                    .iter()
+                    .find(|f| f.role.map(Role::as_str) == Some(&name.to_lowercase()))
+            })
+            .cloned()
+            .ok_or_else(|| SessionError::NoFolder(name.to_owned()))
+    }
+
+    async fn folder_with_role(&self, role: Role) -> Result<Folder, SessionError> {
+        self.folders()
+            .await?
+            .into_iter()
+            .find(|f| f.role == Some(role))
+            .ok_or(SessionError::NoRole(role.as_str()))
+    }
+
+    /// A message's raw bytes, from the cache or the server.
+    pub async fn body(&self, folder: &Folder, uid: u32) -> Result<Option<Vec<u8>>, SessionError> {
+        let result = async {
+            let mut connection = self.shared().await?;
+            Ok(sync::message_body(&mut connection, &self.store, folder, uid).await?)
+        }
+        .await;
+        self.with_reset(result).await
+    }
+
+    /// Sets or clears a flag, locally at once and then on the server.
+    pub async fn set_flag(
+        &self,
+        folder: &Folder,
+        uid: u32,
+        flag: &str,
+        on: bool,
+    ) -> Result<(), SessionError> {
+        let (id, name) = (folder.id, flag.to_owned());
+        blocking(&self.store, move |s| s.set_flag(id, uid, &name, on)).await?;
+        let result = async {
+            let mut connection = self.shared().await?;
+            connection.select(&folder.raw_name).await?;
+            Ok(connection.set_flag(uid, flag, on).await?)
+        }
+        .await;
+        self.with_reset(result).await
+    }
+
+    /// Moves a message to another folder.
+    pub async fn move_message(
+        &self,
+        folder: &Folder,
+        uid: u32,
+        target: &Folder,
+    ) -> Result<(), SessionError> {
+        let result = async {
+            let mut connection = self.shared().await?;
+            connection.select(&folder.raw_name).await?;
+            Ok(connection.move_to(uid, &target.raw_name).await?)
+        }
+        .await;
+        self.with_reset(result).await?;
+        let id = folder.id;
+        blocking(&self.store, move |s| s.delete_messages(id, &[uid])).await?;
+        Ok(())
+    }
+
+    /// Moves a message to Trash.
+    pub async fn delete_message(&self, folder: &Folder, uid: u32) -> Result<(), SessionError> {
+        let trash = self.folder_with_role(Role::Trash).await?;
+        self.move_message(folder, uid, &trash).await
+    }
+
+    /// Saves a draft to the Drafts folder.
+    pub async fn save_draft(&self, raw: &[u8]) -> Result<(), SessionError> {
+        let drafts = self.folder_with_role(Role::Drafts).await?;
+        let result = async {
+            let mut connection = self.shared().await?;
+            Ok(connection
+                .append(&drafts.raw_name, Some("(\\Draft \\Seen)"), raw)
+                .await?)
+        }
+        .await;
+        self.with_reset(result).await
+    }
+
+    /// Puts a message in the outbox and tries to send it at once. The
+    /// entry stays in the outbox, with its error, if sending fails.
+    pub async fn send(
+        &self,
+        message_id: String,
+        raw: Vec<u8>,
+        recipients: Vec<String>,
+    ) -> Result<i64, SessionError> {
+        let id = outbox::enqueue(&self.store, &self.account, message_id, raw, recipients).await?;
+        let account = self.account.id.clone();
+        let entry = blocking(&self.store, move |s| s.outbox(&account))
+            .await?
+            .into_iter()
+            .find(|e| e.id == id);
+        if let Some(entry) = entry {
+            outbox::send(
+                &self.store,
+                &self.account,
+                &self.password,
+                &self.tls,
+                &entry,
+                false,
+            )
+            .await?;
+        }
+        Ok(id)
+    }
+
+    /// Retries every queued or failed outbox entry.
+    pub async fn flush_outbox(&self) -> Result<Vec<(i64, Result<(), OutboxError>)>, SessionError> {
+        Ok(outbox::flush(&self.store, &self.account, &self.password, &self.tls).await?)
+    }
+
+    /// Resends one entry, including an uncertain one when `confirmed`.
+    pub async fn resend(&self, id: i64, confirmed: bool) -> Result<(), SessionError> {
+        let account = self.account.id.clone();
+        let entry = blocking(&self.store, move |s| s.outbox(&account))
+            .await?
+            .into_iter()
+            .find(|e| e.id == id)
+            .ok_or(SessionError::Task(format!("no outbox entry {id}")))?;
+        Ok(outbox::send(
+            &self.store,
+            &self.account,
+            &self.password,
+            &self.tls,
+            &entry,
+            confirmed,
+        )
+        .await?)
+    }
+}
+
+/// The result of "Test connection", per server.
+#[derive(Debug)]
+pub struct ConnectionCheck {
+    /// IMAP outcome.
+    pub imap: Result<(), SessionError>,
+    /// SMTP outcome.
+    pub smtp: Result<(), SessionError>,
+}
+
+/// Tests IMAP and SMTP with the given settings without saving anything.
+pub async fn test_connection(account: &Account, password: &Secret) -> ConnectionCheck {
+    let ca_file: Option<PathBuf> = account.ca_file.clone();
+    let tls = match unblock(move || Ok(TlsContext::load(ca_file.as_deref())?)).await {
+        Ok(tls) => tls,
+        Err(e) => {
+            let text = e.to_string();
+            return ConnectionCheck {
+                imap: Err(e),
+                smtp: Err(SessionError::Task(text)),
+            };
+        }
+    };
+    let imap = async {
+        let connection = imap::connect(account, password, &tls).await?;
+        connection.logout().await;
+        Ok(())
+    };
+    let smtp = async {
+        smtp::probe(account, &tls).await?;
+        smtp::check_login(account, password).await?;
+        Ok(())
+    };
+    let (imap, smtp) = tokio::join!(imap, smtp);
+    ConnectionCheck { imap, smtp }
+}
+
+/// Validates an account and saves it: the password to the keyring, the
+/// rest to the configuration file. Blocks on both; runs on the blocking
+/// pool.
+pub async fn save_account(
+    profile: Profile,
+    account: Account,
+    password: Secret,
+) -> Result<Config, SessionError> {
+    unblock(move || {
+        account.validate()?;
+        let mut config = profile.load()?;
+        KeyringEntry::password(&config.profile_id, &account.id).store(&password)?;
+        config.upsert(account);
+        profile.save(&config)?;
+        Ok(config)
+    })
+    .await
+}

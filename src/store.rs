@@ -1,0 +1,844 @@
+//! The local store: folders, envelopes, flags, cached bodies and the outbox,
+//! in one SQLite database encrypted at rest with SQLCipher.
+//!
+//! The 256-bit database key is generated once per profile and kept in the
+//! OS keyring ([`crate::secret::KeyringEntry::store_key`]); it never touches
+//! the disk. Every method blocks on SQLite: call them from a blocking
+//! thread (`tokio::task::spawn_blocking`), never from the UI thread.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::account::{Config, Profile};
+use crate::imap::{RemoteEnvelope, RemoteFolder, Role, Selected};
+use crate::secret::{KeyringEntry, Secret, SecretError};
+
+/// Errors from the local store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store key could not be read from or written to the keyring.
+    #[error("cannot unlock the local mail store: {0}")]
+    Key(#[from] SecretError),
+    /// The key does not open the database.
+    #[error(
+        "cannot open the local mail store {path}: the key in the OS keyring does not match; \
+         if the keyring was reset, move the file away and sync again"
+    )]
+    WrongKey {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// SQLite failed.
+    #[error("local mail store failed while {operation}: {source}")]
+    Sqlite {
+        /// What was being done.
+        operation: &'static str,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+}
+
+fn sql(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sqlite { operation, source }
+}
+
+/// A folder as kept locally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Folder {
+    /// Local id.
+    pub id: i64,
+    /// Name as the server sent it (modified UTF-7).
+    pub raw_name: String,
+    /// Decoded name for display.
+    pub name: String,
+    /// Hierarchy delimiter.
+    pub delimiter: Option<String>,
+    /// Special-use role.
+    pub role: Option<Role>,
+    /// Whether it can be selected.
+    pub selectable: bool,
+    /// Messages stored locally.
+    pub total: u32,
+    /// Of which without `\Seen`.
+    pub unread: u32,
+}
+
+/// Sync state of a folder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FolderState {
+    /// UIDVALIDITY at the last sync.
+    pub uid_validity: u32,
+    /// UIDNEXT at the last sync.
+    pub uid_next: u32,
+    /// HIGHESTMODSEQ at the last sync.
+    pub highest_modseq: Option<u64>,
+}
+
+/// One row of the message list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListRow {
+    /// UID in its folder.
+    pub uid: u32,
+    /// Sender for display.
+    pub from: String,
+    /// Subject.
+    pub subject: String,
+    /// Date as unix seconds.
+    pub date: Option<i64>,
+    /// `\Seen` is set.
+    pub seen: bool,
+    /// `\Flagged` is set.
+    pub flagged: bool,
+    /// `\Answered` is set.
+    pub answered: bool,
+    /// The message has attachments (from its Content-Type).
+    pub has_attachments: bool,
+}
+
+/// State of an outgoing message. See [`crate::outbox`] for the transitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Waiting for submission.
+    Queued,
+    /// Submission started; if the app stops now, the outcome is unknown.
+    Sending,
+    /// The SMTP server accepted it; the Sent copy is not stored yet.
+    Submitted,
+    /// Accepted and copied to Sent.
+    Done,
+    /// Submission failed before the server accepted it; safe to retry.
+    Failed,
+    /// Submission was interrupted at a point where the server may have
+    /// accepted it; resending needs the user's decision.
+    Uncertain,
+}
+
+impl OutboxState {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Sending => "sending",
+            OutboxState::Submitted => "submitted",
+            OutboxState::Done => "done",
+            OutboxState::Failed => "failed",
+            OutboxState::Uncertain => "uncertain",
+        }
+    }
+
+    fn parse(value: &str) -> OutboxState {
+        match value {
+            "queued" => OutboxState::Queued,
+            "sending" => OutboxState::Sending,
+            "submitted" => OutboxState::Submitted,
+            "done" => OutboxState::Done,
+            "failed" => OutboxState::Failed,
+            _ => OutboxState::Uncertain,
+        }
+    }
+}
+
+/// A message in the outbox.
+#[derive(Clone, Debug)]
+pub struct OutboxEntry {
+    /// Local id.
+    pub id: i64,
+    /// Account id.
+    pub account: String,
+    /// The Message-ID header value.
+    pub message_id: String,
+    /// The complete message.
+    pub raw: Vec<u8>,
+    /// SMTP envelope sender.
+    pub envelope_from: String,
+    /// SMTP envelope recipients.
+    pub recipients: Vec<String>,
+    /// Where it stands.
+    pub state: OutboxState,
+    /// Submission attempts so far.
+    pub attempts: u32,
+    /// The last error, in words.
+    pub last_error: Option<String>,
+}
+
+/// The encrypted local store.
+pub struct Store {
+    connection: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS folder (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    raw_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    delimiter TEXT,
+    role TEXT,
+    selectable INTEGER NOT NULL,
+    uid_validity INTEGER NOT NULL DEFAULT 0,
+    uid_next INTEGER NOT NULL DEFAULT 0,
+    highest_modseq INTEGER,
+    UNIQUE (account, raw_name)
+);
+CREATE TABLE IF NOT EXISTS message (
+    folder INTEGER NOT NULL REFERENCES folder(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    flags TEXT NOT NULL,
+    seen INTEGER NOT NULL,
+    flagged INTEGER NOT NULL,
+    answered INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    modseq INTEGER,
+    date INTEGER,
+    sender TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    message_id TEXT,
+    has_attachments INTEGER NOT NULL,
+    PRIMARY KEY (folder, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS message_by_date ON message (folder, date DESC, uid DESC);
+CREATE TABLE IF NOT EXISTS body (
+    folder INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    PRIMARY KEY (folder, uid)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    raw BLOB NOT NULL,
+    envelope_from TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+);
+";
+
+impl Store {
+    /// Opens the profile's store, creating the key in the keyring on first
+    /// use. Blocks on the keyring and the disk.
+    pub fn open_profile(profile: &Profile, config: &Config) -> Result<Store, StoreError> {
+        let entry = KeyringEntry::store_key(&config.profile_id);
+        let path = profile.store_path();
+        let key = match entry.read() {
+            Ok(key) => key,
+            Err(SecretError::Missing { .. }) if !path.exists() => {
+                let key = Secret::new(crate::account::random_id() + &crate::account::random_id());
+                entry.store(&key)?;
+                key
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        Store::open(&path, &key)
+    }
+
+    /// Opens (or creates) a store file with a 64-hex-digit key.
+    pub fn open(path: &Path, key: &Secret) -> Result<Store, StoreError> {
+        let connection = Connection::open(path).map_err(sql("opening the database"))?;
+        let hex = key.expose();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::WrongKey {
+                path: path.to_path_buf(),
+            });
+        }
+        connection
+            .execute_batch(&format!("PRAGMA key = \"x'{hex}'\";"))
+            .map_err(sql("setting the key"))?;
+        if connection
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .is_err()
+        {
+            return Err(StoreError::WrongKey {
+                path: path.to_path_buf(),
+            });
+        }
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(sql("configuring the database"))?;
+        connection
+            .execute_batch(SCHEMA)
+            .map_err(sql("creating tables"))?;
+        Ok(Store {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite itself consistent
+        // (every write is in a transaction), so a poisoned lock is usable.
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Replaces the folder list of an account: new folders are added,
+    /// vanished ones deleted with their messages, known ones updated.
+    pub fn save_folders(&self, account: &str, folders: &[RemoteFolder]) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction().map_err(sql("saving folders"))?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO folder (account, raw_name, name, delimiter, role, selectable)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (account, raw_name) DO UPDATE SET
+                       name = excluded.name, delimiter = excluded.delimiter,
+                       role = excluded.role, selectable = excluded.selectable",
+                )
+                .map_err(sql("saving folders"))?;
+            for folder in folders {
+                upsert
+                    .execute(params![
+                        account,
+                        folder.raw_name,
+                        folder.name,
+                        folder.delimiter,
+                        folder.role.map(Role::as_str),
+                        folder.selectable,
+                    ])
+                    .map_err(sql("saving folders"))?;
+            }
+        }
+        let known: HashSet<&str> = folders.iter().map(|f| f.raw_name.as_str()).collect();
+        let stored: Vec<(i64, String)> = {
+            let mut statement = tx
+                .prepare("SELECT id, raw_name FROM folder WHERE account = ?1")
+                .map_err(sql("saving folders"))?;
+            statement
+                .query_map([account], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(sql("saving folders"))?
+                .collect::<Result<_, _>>()
+                .map_err(sql("saving folders"))?
+        };
+        for (id, raw_name) in stored {
+            if !known.contains(raw_name.as_str()) {
+                tx.execute("DELETE FROM body WHERE folder = ?1", [id])
+                    .map_err(sql("saving folders"))?;
+                tx.execute("DELETE FROM folder WHERE id = ?1", [id])
+                    .map_err(sql("saving folders"))?;
+            }
+        }
+        tx.commit().map_err(sql("saving folders"))
+    }
+
+    /// The folders of an account with their message counts, special-use
+    /// folders first (inbox, drafts, sent, archive, junk, trash), then the
+    /// rest by name.
+    pub fn folders(&self, account: &str) -> Result<Vec<Folder>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(
+                "SELECT f.id, f.raw_name, f.name, f.delimiter, f.role, f.selectable,
+                        (SELECT count(*) FROM message m WHERE m.folder = f.id),
+                        (SELECT count(*) FROM message m WHERE m.folder = f.id AND m.seen = 0)
+                 FROM folder f WHERE f.account = ?1",
+            )
+            .map_err(sql("listing folders"))?;
+        let mut folders: Vec<Folder> = statement
+            .query_map([account], |row| {
+                Ok(Folder {
+                    id: row.get(0)?,
+                    raw_name: row.get(1)?,
+                    name: row.get(2)?,
+                    delimiter: row.get(3)?,
+                    role: row
+                        .get::<_, Option<String>>(4)?
+                        .as_deref()
+                        .and_then(Role::parse),
+                    selectable: row.get(5)?,
+                    total: row.get(6)?,
+                    unread: row.get(7)?,
+                })
+            })
+            .map_err(sql("listing folders"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("listing folders"))?;
+        folders.sort_by(|a, b| {
+            let rank = |f: &Folder| f.role.map(|r| r as u8).unwrap_or(u8::MAX);
+            rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name))
+        });
+        Ok(folders)
+    }
+
+    /// The sync state of a folder.
+    pub fn folder_state(&self, folder: i64) -> Result<FolderState, StoreError> {
+        self.db()
+            .query_row(
+                "SELECT uid_validity, uid_next, highest_modseq FROM folder WHERE id = ?1",
+                [folder],
+                |row| {
+                    Ok(FolderState {
+                        uid_validity: row.get(0)?,
+                        uid_next: row.get(1)?,
+                        highest_modseq: row.get::<_, Option<i64>>(2)?.map(|m| m as u64),
+                    })
+                },
+            )
+            .map_err(sql("reading folder state"))
+    }
+
+    /// Records the state reached by a sync.
+    pub fn set_folder_state(&self, folder: i64, selected: &Selected) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "UPDATE folder SET uid_validity = ?2, uid_next = ?3, highest_modseq = ?4 WHERE id = ?1",
+                params![
+                    folder,
+                    selected.uid_validity,
+                    selected.uid_next,
+                    selected.highest_modseq.map(|m| m as i64)
+                ],
+            )
+            .map(drop)
+            .map_err(sql("saving folder state"))
+    }
+
+    /// Forgets every message of a folder (after a UIDVALIDITY change).
+    pub fn clear_folder(&self, folder: i64) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction().map_err(sql("clearing a folder"))?;
+        tx.execute("DELETE FROM message WHERE folder = ?1", [folder])
+            .map_err(sql("clearing a folder"))?;
+        tx.execute("DELETE FROM body WHERE folder = ?1", [folder])
+            .map_err(sql("clearing a folder"))?;
+        tx.execute(
+            "UPDATE folder SET uid_validity = 0, uid_next = 0, highest_modseq = NULL WHERE id = ?1",
+            [folder],
+        )
+        .map_err(sql("clearing a folder"))?;
+        tx.commit().map_err(sql("clearing a folder"))
+    }
+
+    /// Inserts or replaces envelopes in one transaction.
+    pub fn save_envelopes(
+        &self,
+        folder: i64,
+        envelopes: &[RemoteEnvelope],
+    ) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction().map_err(sql("saving envelopes"))?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO message (folder, uid, flags, seen, flagged, answered, size,
+                       modseq, date, sender, subject, recipients, message_id, has_attachments)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                )
+                .map_err(sql("saving envelopes"))?;
+            for item in envelopes {
+                let envelope = &item.envelope;
+                let flags = item.flags.join(" ");
+                let sender = envelope
+                    .from
+                    .first()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let recipients: Vec<String> = envelope
+                    .to
+                    .iter()
+                    .chain(&envelope.cc)
+                    .map(|a| a.email.clone())
+                    .collect();
+                insert
+                    .execute(params![
+                        folder,
+                        item.uid,
+                        flags,
+                        has_flag(&item.flags, "\\Seen"),
+                        has_flag(&item.flags, "\\Flagged"),
+                        has_flag(&item.flags, "\\Answered"),
+                        item.size,
+                        item.modseq.map(|m| m as i64),
+                        envelope.date.or(item.internal_date),
+                        sender,
+                        envelope.subject,
+                        recipients.join(", "),
+                        envelope.message_id,
+                        envelope.has_attachments,
+                    ])
+                    .map_err(sql("saving envelopes"))?;
+            }
+        }
+        tx.commit().map_err(sql("saving envelopes"))
+    }
+
+    /// Applies flag changes reported by the server.
+    pub fn save_flags(
+        &self,
+        folder: i64,
+        changes: &[(u32, Vec<String>, Option<u64>)],
+    ) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction().map_err(sql("saving flags"))?;
+        {
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE message SET flags = ?3, seen = ?4, flagged = ?5, answered = ?6,
+                       modseq = coalesce(?7, modseq)
+                     WHERE folder = ?1 AND uid = ?2",
+                )
+                .map_err(sql("saving flags"))?;
+            for (uid, flags, modseq) in changes {
+                update
+                    .execute(params![
+                        folder,
+                        uid,
+                        flags.join(" "),
+                        has_flag(flags, "\\Seen"),
+                        has_flag(flags, "\\Flagged"),
+                        has_flag(flags, "\\Answered"),
+                        modseq.map(|m| m as i64),
+                    ])
+                    .map_err(sql("saving flags"))?;
+            }
+        }
+        tx.commit().map_err(sql("saving flags"))
+    }
+
+    /// Sets or clears one flag locally, ahead of the server confirming it.
+    pub fn set_flag(&self, folder: i64, uid: u32, flag: &str, on: bool) -> Result<(), StoreError> {
+        let current: Option<String> = self
+            .db()
+            .query_row(
+                "SELECT flags FROM message WHERE folder = ?1 AND uid = ?2",
+                params![folder, uid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("reading flags"))?;
+        let Some(current) = current else {
+            return Ok(());
+        };
+        let mut flags: Vec<String> = current
+            .split_whitespace()
+            .filter(|f| !f.eq_ignore_ascii_case(flag))
+            .map(str::to_owned)
+            .collect();
+        if on {
+            flags.push(flag.to_owned());
+        }
+        self.save_flags(folder, &[(uid, flags, None)])
+    }
+
+    /// Deletes messages by UID.
+    pub fn delete_messages(&self, folder: i64, uids: &[u32]) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction().map_err(sql("deleting messages"))?;
+        for uid in uids {
+            tx.execute(
+                "DELETE FROM message WHERE folder = ?1 AND uid = ?2",
+                params![folder, uid],
+            )
+            .map_err(sql("deleting messages"))?;
+            tx.execute(
+                "DELETE FROM body WHERE folder = ?1 AND uid = ?2",
+                params![folder, uid],
+            )
+            .map_err(sql("deleting messages"))?;
+        }
+        tx.commit().map_err(sql("deleting messages"))
+    }
+
+    /// All UIDs stored for a folder.
+    pub fn uids(&self, folder: i64) -> Result<HashSet<u32>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached("SELECT uid FROM message WHERE folder = ?1")
+            .map_err(sql("listing UIDs"))?;
+        statement
+            .query_map([folder], |row| row.get(0))
+            .map_err(sql("listing UIDs"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("listing UIDs"))
+    }
+
+    /// Number of messages stored for a folder.
+    pub fn count(&self, folder: i64) -> Result<u32, StoreError> {
+        self.db()
+            .query_row(
+                "SELECT count(*) FROM message WHERE folder = ?1",
+                [folder],
+                |row| row.get(0),
+            )
+            .map_err(sql("counting messages"))
+    }
+
+    /// A window of the message list, newest first.
+    pub fn list(&self, folder: i64, offset: u32, limit: u32) -> Result<Vec<ListRow>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(
+                "SELECT uid, sender, subject, date, seen, flagged, answered, has_attachments
+                 FROM message WHERE folder = ?1 ORDER BY date DESC, uid DESC LIMIT ?2 OFFSET ?3",
+            )
+            .map_err(sql("listing messages"))?;
+        statement
+            .query_map(params![folder, limit, offset], |row| {
+                Ok(ListRow {
+                    uid: row.get(0)?,
+                    from: row.get(1)?,
+                    subject: row.get(2)?,
+                    date: row.get(3)?,
+                    seen: row.get(4)?,
+                    flagged: row.get(5)?,
+                    answered: row.get(6)?,
+                    has_attachments: row.get(7)?,
+                })
+            })
+            .map_err(sql("listing messages"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("listing messages"))
+    }
+
+    /// The cached raw message, if fetched before.
+    pub fn body(&self, folder: i64, uid: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db()
+            .query_row(
+                "SELECT raw FROM body WHERE folder = ?1 AND uid = ?2",
+                params![folder, uid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql("reading a message"))
+    }
+
+    /// Caches a raw message.
+    pub fn save_body(&self, folder: i64, uid: u32, raw: &[u8]) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "INSERT OR REPLACE INTO body (folder, uid, raw) VALUES (?1, ?2, ?3)",
+                params![folder, uid, raw],
+            )
+            .map(drop)
+            .map_err(sql("saving a message"))
+    }
+
+    /// Adds a message to the outbox in state `Queued`; adding the same
+    /// Message-ID twice returns the existing entry's id.
+    pub fn outbox_add(
+        &self,
+        account: &str,
+        message_id: &str,
+        raw: &[u8],
+        envelope_from: &str,
+        recipients: &[String],
+    ) -> Result<i64, StoreError> {
+        let now = now();
+        let db = self.db();
+        db.execute(
+            "INSERT INTO outbox (account, message_id, raw, envelope_from, recipients, state, created, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6) ON CONFLICT (message_id) DO NOTHING",
+            params![account, message_id, raw, envelope_from, recipients.join("\n"), now],
+        )
+        .map_err(sql("queueing a message"))?;
+        db.query_row(
+            "SELECT id FROM outbox WHERE message_id = ?1",
+            [message_id],
+            |r| r.get(0),
+        )
+        .map_err(sql("queueing a message"))
+    }
+
+    /// Moves an outbox entry to a new state, counting an attempt when it
+    /// enters `Sending`.
+    pub fn outbox_set_state(
+        &self,
+        id: i64,
+        state: OutboxState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let attempt = i64::from(state == OutboxState::Sending);
+        self.db()
+            .execute(
+                "UPDATE outbox SET state = ?2, last_error = ?3, attempts = attempts + ?4, updated = ?5 WHERE id = ?1",
+                params![id, state.as_str(), error, attempt, now()],
+            )
+            .map(drop)
+            .map_err(sql("updating the outbox"))
+    }
+
+    /// Outbox entries of an account that are not done, oldest first.
+    pub fn outbox(&self, account: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(
+                "SELECT id, account, message_id, raw, envelope_from, recipients, state, attempts, last_error
+                 FROM outbox WHERE account = ?1 AND state != 'done' ORDER BY id",
+            )
+            .map_err(sql("reading the outbox"))?;
+        statement
+            .query_map([account], |row| {
+                Ok(OutboxEntry {
+                    id: row.get(0)?,
+                    account: row.get(1)?,
+                    message_id: row.get(2)?,
+                    raw: row.get(3)?,
+                    envelope_from: row.get(4)?,
+                    recipients: row
+                        .get::<_, String>(5)?
+                        .lines()
+                        .map(str::to_owned)
+                        .collect(),
+                    state: OutboxState::parse(&row.get::<_, String>(6)?),
+                    attempts: row.get(7)?,
+                    last_error: row.get(8)?,
+                })
+            })
+            .map_err(sql("reading the outbox"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("reading the outbox"))
+    }
+}
+
+fn has_flag(flags: &[String], flag: &str) -> bool {
+    flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Address, Envelope};
+
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn envelope(uid: u32, date: i64, flags: &[&str]) -> RemoteEnvelope {
+        RemoteEnvelope {
+            uid,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            size: 100,
+            modseq: None,
+            internal_date: None,
+            envelope: Envelope {
+                subject: format!("message {uid}"),
+                from: vec![Address {
+                    name: None,
+                    email: "lab@example.org".into(),
+                }],
+                date: Some(date),
+                ..Envelope::default()
+            },
+        }
+    }
+
+    fn folder(name: &str) -> RemoteFolder {
+        RemoteFolder {
+            raw_name: name.into(),
+            name: name.into(),
+            delimiter: None,
+            role: None,
+            selectable: true,
+        }
+    }
+
+    #[test]
+    fn store_file_is_encrypted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = Store::open(&path, &Secret::new(KEY)).unwrap();
+        store.save_folders("a", &[folder("INBOX")]).unwrap();
+        drop(store);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.starts_with(b"SQLite format 3"));
+        assert!(!bytes.windows(5).any(|w| w == b"INBOX"));
+    }
+
+    #[test]
+    fn wrong_key_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        drop(Store::open(&path, &Secret::new(KEY)).unwrap());
+        let other = KEY.replace('0', "1");
+        let error = Store::open(&path, &Secret::new(other)).unwrap_err();
+        assert!(matches!(error, StoreError::WrongKey { .. }), "{error}");
+    }
+
+    #[test]
+    fn list_is_newest_first_with_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), &Secret::new(KEY)).unwrap();
+        store.save_folders("a", &[folder("INBOX")]).unwrap();
+        let id = store.folders("a").unwrap()[0].id;
+        store
+            .save_envelopes(
+                id,
+                &[
+                    envelope(1, 100, &["\\Seen"]),
+                    envelope(2, 300, &[]),
+                    envelope(3, 200, &["\\Flagged"]),
+                ],
+            )
+            .unwrap();
+        let rows = store.list(id, 0, 10).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.uid).collect::<Vec<_>>(),
+            vec![2, 3, 1]
+        );
+        assert!(rows[2].seen);
+        assert!(rows[1].flagged);
+        let folders = store.folders("a").unwrap();
+        assert_eq!((folders[0].total, folders[0].unread), (3, 2));
+    }
+
+    #[test]
+    fn vanished_folder_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), &Secret::new(KEY)).unwrap();
+        store
+            .save_folders("a", &[folder("INBOX"), folder("Old")])
+            .unwrap();
+        store.save_folders("a", &[folder("INBOX")]).unwrap();
+        let names: Vec<_> = store
+            .folders("a")
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, vec!["INBOX"]);
+    }
+
+    #[test]
+    fn outbox_add_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), &Secret::new(KEY)).unwrap();
+        let rcpt = vec!["b@example.org".to_owned()];
+        let first = store
+            .outbox_add("a", "<1@example.org>", b"raw", "a@example.org", &rcpt)
+            .unwrap();
+        let second = store
+            .outbox_add("a", "<1@example.org>", b"raw", "a@example.org", &rcpt)
+            .unwrap();
+        assert_eq!(first, second);
+        store
+            .outbox_set_state(first, OutboxState::Sending, None)
+            .unwrap();
+        let entry = &store.outbox("a").unwrap()[0];
+        assert_eq!(entry.state, OutboxState::Sending);
+        assert_eq!(entry.attempts, 1);
+        assert_eq!(entry.recipients, rcpt);
+    }
+}

@@ -1,0 +1,451 @@
+//! The desktop window (iced 0.14). The window shows one screen at a time:
+//! the welcome form on first start, then the mailbox, with the composer,
+//! the outbox and the account settings shown in its place when opened.
+//! Every screen lives in `src/ui/` and has the same shape: a state struct,
+//! a `Message` enum, an `Event` enum for this module, `update` returning
+//! `(Task<Message>, Option<Event>)`, and `view`.
+
+mod composer;
+mod format;
+mod live;
+mod mailbox;
+mod outbox;
+mod pending_compose;
+mod setup;
+mod shortcuts;
+mod status;
+mod style;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use iced::widget::{button, center, column, container, row, text};
+use iced::{Element, Fill, Subscription, Task, Theme};
+
+use wardmail::account::{AccountError, Config, Profile};
+use wardmail::session::{Session, SessionError};
+
+use composer::Composer;
+use mailbox::Mailbox;
+use outbox::Outbox;
+use setup::Setup;
+use shortcuts::Shortcut;
+use status::Problem;
+
+/// Opens the window and runs until it is closed. `profile` is the
+/// `--profile` directory, if one was given.
+pub fn run(profile: Option<PathBuf>) -> iced::Result {
+    iced::application(move || App::boot(profile.clone()), App::update, App::view)
+        .title(App::title)
+        .theme(App::theme)
+        .subscription(App::subscription)
+        .window_size((1280.0, 800.0))
+        .run()
+}
+
+/// The screen under any overlay.
+#[derive(Debug)]
+enum Screen {
+    /// Loading the configuration or opening the account.
+    Starting(&'static str),
+    /// The settings or the account could not be opened.
+    Broken(Problem),
+    /// First start: the account form.
+    Welcome(Box<Setup>),
+    /// The mailbox.
+    Mailbox(Box<Mailbox>),
+}
+
+/// A screen shown in place of the mailbox, which keeps running below it.
+#[derive(Debug)]
+enum Overlay {
+    Composer(Box<Composer>),
+    Outbox(Box<Outbox>),
+    Settings(Box<Setup>),
+}
+
+#[derive(Clone, Debug)]
+enum Message {
+    ThemeChanged(iced::theme::Mode),
+    ConfigLoaded(Result<Config, Arc<AccountError>>),
+    SessionOpened(Result<Arc<Session>, Arc<SessionError>>),
+    Welcome(setup::Message),
+    Settings(setup::Message),
+    Mailbox(mailbox::Message),
+    Composer(composer::Message),
+    Outbox(outbox::Message),
+    Shortcut(Shortcut),
+    /// Read the settings and open the account again.
+    Retry,
+    /// Open the account form from the error screen.
+    EditAccount,
+}
+
+struct App {
+    profile: Result<Profile, Arc<AccountError>>,
+    /// The configuration as last read.
+    config: Option<Config>,
+    /// The account to open after a save; `None` opens the first.
+    account: Option<String>,
+    screen: Screen,
+    overlay: Option<Overlay>,
+    mode: iced::theme::Mode,
+    light: Theme,
+    dark: Theme,
+}
+
+impl App {
+    fn boot(profile: Option<PathBuf>) -> (App, Task<Message>) {
+        let app = App {
+            profile: Profile::locate(profile.as_deref()).map_err(Arc::new),
+            config: None,
+            account: None,
+            screen: Screen::Starting("Starting…"),
+            overlay: None,
+            mode: iced::theme::Mode::None,
+            light: style::light(),
+            dark: style::dark(),
+        };
+        let task = Task::batch([
+            app.read_config(),
+            iced::system::theme().map(Message::ThemeChanged),
+        ]);
+        (app, task)
+    }
+
+    fn title(&self) -> String {
+        match &self.screen {
+            Screen::Mailbox(mailbox) => format!("Wardmail — {}", mailbox.session().account.address),
+            _ => "Wardmail".to_owned(),
+        }
+    }
+
+    fn theme(&self) -> Theme {
+        match self.mode {
+            iced::theme::Mode::Dark => self.dark.clone(),
+            _ => self.light.clone(),
+        }
+    }
+
+    fn subscription(&self) -> Subscription<Message> {
+        let mut subscriptions = vec![
+            shortcuts::listen().map(Message::Shortcut),
+            iced::system::theme_changes().map(Message::ThemeChanged),
+        ];
+        if let Screen::Mailbox(mailbox) = &self.screen {
+            subscriptions.push(mailbox.subscription().map(Message::Mailbox));
+        }
+        Subscription::batch(subscriptions)
+    }
+
+    fn update(&mut self, message: Message) -> Task<Message> {
+        match message {
+            Message::ThemeChanged(mode) => {
+                self.mode = mode;
+                Task::none()
+            }
+            Message::ConfigLoaded(result) => self.config_loaded(result),
+            Message::SessionOpened(result) => self.session_opened(result),
+            Message::Welcome(message) => self.welcome_message(message),
+            Message::Settings(message) => self.settings_message(message),
+            Message::Mailbox(message) => self.mailbox_message(message),
+            Message::Composer(message) => self.composer_message(message),
+            Message::Outbox(message) => self.outbox_message(message),
+            Message::Shortcut(shortcut) => self.shortcut(shortcut),
+            Message::Retry => self.reopen(),
+            Message::EditAccount => {
+                self.edit_account_from_error();
+                Task::none()
+            }
+        }
+    }
+
+    /// Drops the open account (if any) and starts over from the settings.
+    fn reopen(&mut self) -> Task<Message> {
+        self.overlay = None;
+        self.screen = Screen::Starting("Reading your settings…");
+        self.read_config()
+    }
+
+    fn read_config(&self) -> Task<Message> {
+        let profile = match &self.profile {
+            Ok(profile) => profile.clone(),
+            Err(error) => return Task::done(Message::ConfigLoaded(Err(error.clone()))),
+        };
+        Task::perform(
+            async move {
+                match tokio::task::spawn_blocking(move || profile.load()).await {
+                    Ok(result) => result.map_err(Arc::new),
+                    Err(error) => Err(Arc::new(AccountError::Io {
+                        operation: "read",
+                        path: PathBuf::from("accounts.toml"),
+                        source: std::io::Error::other(error.to_string()),
+                    })),
+                }
+            },
+            Message::ConfigLoaded,
+        )
+    }
+
+    fn config_loaded(&mut self, result: Result<Config, Arc<AccountError>>) -> Task<Message> {
+        let config = match result {
+            Ok(config) => config,
+            Err(error) => {
+                self.screen = Screen::Broken(Problem {
+                    summary: "Wardmail could not read its settings.".to_owned(),
+                    detail: error.to_string(),
+                    offline: false,
+                });
+                return Task::none();
+            }
+        };
+        let Ok(profile) = self.profile.clone() else {
+            return Task::none();
+        };
+        let empty = config.accounts.is_empty();
+        self.config = Some(config);
+        if empty {
+            self.screen = Screen::Welcome(Box::new(Setup::welcome(profile)));
+            return Task::none();
+        }
+
+        self.screen = Screen::Starting("Opening your account…");
+        let account = self.account.clone();
+        Task::perform(
+            async move {
+                Session::open(profile, account)
+                    .await
+                    .map(Arc::new)
+                    .map_err(Arc::new)
+            },
+            Message::SessionOpened,
+        )
+    }
+
+    fn session_opened(&mut self, result: Result<Arc<Session>, Arc<SessionError>>) -> Task<Message> {
+        match result {
+            Ok(session) => {
+                tracing::info!(account = %session.account.id, "account opened");
+                let (mailbox, task) = Mailbox::new(session);
+                self.screen = Screen::Mailbox(Box::new(mailbox));
+                self.overlay = None;
+                task.map(Message::Mailbox)
+            }
+            Err(error) => {
+                tracing::error!(%error, "opening the account failed");
+                self.screen = Screen::Broken(Problem::new("Opening your account", &error));
+                Task::none()
+            }
+        }
+    }
+
+    fn edit_account_from_error(&mut self) {
+        let (Ok(profile), Some(config)) = (self.profile.clone(), &self.config) else {
+            return;
+        };
+        let Ok(account) = config.account(self.account.as_deref()) else {
+            return;
+        };
+        let settings = Setup::settings(profile, config.profile_id.clone(), account);
+        self.screen = Screen::Welcome(Box::new(settings));
+    }
+
+    fn welcome_message(&mut self, message: setup::Message) -> Task<Message> {
+        let Screen::Welcome(setup) = &mut self.screen else {
+            return Task::none();
+        };
+        let (task, event) = setup.update(message);
+        match event {
+            Some(setup::Event::Saved { account_id }) => {
+                self.account = Some(account_id);
+                self.reopen()
+            }
+            Some(setup::Event::Cancelled) => self.reopen(),
+            None => task.map(Message::Welcome),
+        }
+    }
+
+    fn settings_message(&mut self, message: setup::Message) -> Task<Message> {
+        let Some(Overlay::Settings(setup)) = &mut self.overlay else {
+            return Task::none();
+        };
+        let (task, event) = setup.update(message);
+        match event {
+            Some(setup::Event::Saved { account_id }) => {
+                self.account = Some(account_id);
+                self.reopen()
+            }
+            Some(setup::Event::Cancelled) => {
+                self.overlay = None;
+                Task::none()
+            }
+            None => task.map(Message::Settings),
+        }
+    }
+
+    fn mailbox_message(&mut self, message: mailbox::Message) -> Task<Message> {
+        let Screen::Mailbox(mailbox) = &mut self.screen else {
+            return Task::none();
+        };
+        let (task, event) = mailbox.update(message);
+        let task = task.map(Message::Mailbox);
+        let Some(event) = event else { return task };
+        if self.overlay.is_some() {
+            return task;
+        }
+        let session = mailbox.session().clone();
+        match event {
+            mailbox::Event::Compose(start) => {
+                let composer = Composer::new(session, start);
+                let focus = composer.focus().map(Message::Composer);
+                self.overlay = Some(Overlay::Composer(Box::new(composer)));
+                Task::batch([task, focus])
+            }
+            mailbox::Event::OpenOutbox => Task::batch([task, self.open_outbox(session)]),
+            mailbox::Event::OpenSettings => {
+                let (Ok(profile), Some(config)) = (self.profile.clone(), &self.config) else {
+                    return task;
+                };
+                let setup = Setup::settings(profile, config.profile_id.clone(), &session.account);
+                self.overlay = Some(Overlay::Settings(Box::new(setup)));
+                task
+            }
+        }
+    }
+
+    fn open_outbox(&mut self, session: Arc<Session>) -> Task<Message> {
+        let (outbox, task) = Outbox::new(session);
+        self.overlay = Some(Overlay::Outbox(Box::new(outbox)));
+        task.map(Message::Outbox)
+    }
+
+    /// Closes the overlay and counts the outbox again, which sending,
+    /// retrying or closing a failed composer may have changed.
+    fn close_overlay(&mut self, notice: Option<String>) -> Task<Message> {
+        self.overlay = None;
+        let Screen::Mailbox(mailbox) = &mut self.screen else {
+            return Task::none();
+        };
+        if let Some(notice) = notice {
+            mailbox.notice(notice);
+        }
+        mailbox.count_outbox().map(Message::Mailbox)
+    }
+
+    fn composer_message(&mut self, message: composer::Message) -> Task<Message> {
+        let Some(Overlay::Composer(composer)) = &mut self.overlay else {
+            return Task::none();
+        };
+        let (task, event) = composer.update(message);
+        match event {
+            Some(composer::Event::Sent(notice)) => self.close_overlay(Some(notice)),
+            Some(composer::Event::Closed) => self.close_overlay(None),
+            Some(composer::Event::OpenOutbox) => {
+                let Screen::Mailbox(mailbox) = &self.screen else {
+                    return Task::none();
+                };
+                let session = mailbox.session().clone();
+                self.open_outbox(session)
+            }
+            None => task.map(Message::Composer),
+        }
+    }
+
+    fn outbox_message(&mut self, message: outbox::Message) -> Task<Message> {
+        let Some(Overlay::Outbox(outbox)) = &mut self.overlay else {
+            return Task::none();
+        };
+        let (task, event) = outbox.update(message);
+        match event {
+            Some(outbox::Event::Closed) => self.close_overlay(None),
+            None => task.map(Message::Outbox),
+        }
+    }
+
+    fn shortcut(&mut self, shortcut: Shortcut) -> Task<Message> {
+        match shortcut {
+            Shortcut::FocusNext => return iced::widget::operation::focus_next(),
+            Shortcut::FocusPrevious => return iced::widget::operation::focus_previous(),
+            _ => {}
+        }
+        let message = match (&self.overlay, &self.screen) {
+            (Some(Overlay::Composer(_)), _) => match shortcut {
+                Shortcut::Send => Message::Composer(composer::Message::Send),
+                _ => return Task::none(),
+            },
+            (Some(Overlay::Outbox(_)), _) => match shortcut {
+                Shortcut::Escape => Message::Outbox(outbox::Message::Close),
+                _ => return Task::none(),
+            },
+            (Some(Overlay::Settings(_)), _) => match shortcut {
+                Shortcut::Escape => Message::Settings(setup::Message::Cancel),
+                _ => return Task::none(),
+            },
+            (None, Screen::Mailbox(_)) => {
+                let message = match shortcut {
+                    Shortcut::NewMessage => mailbox::Message::ComposeNew,
+                    Shortcut::Reply => mailbox::Message::Reply,
+                    Shortcut::ReplyAll => mailbox::Message::ReplyAll,
+                    Shortcut::Forward => mailbox::Message::Forward,
+                    Shortcut::Delete => mailbox::Message::Delete,
+                    Shortcut::Next => mailbox::Message::Step(1),
+                    Shortcut::Previous => mailbox::Message::Step(-1),
+                    Shortcut::Sync => mailbox::Message::SyncNow,
+                    _ => return Task::none(),
+                };
+                Message::Mailbox(message)
+            }
+            _ => return Task::none(),
+        };
+        self.update(message)
+    }
+
+    fn view(&self) -> Element<'_, Message> {
+        match &self.screen {
+            Screen::Starting(note) => center(text(*note).style(style::muted_text)).into(),
+            Screen::Broken(problem) => self.broken_view(problem),
+            Screen::Welcome(setup) => setup.view().map(Message::Welcome),
+            Screen::Mailbox(mailbox) => {
+                let body = match &self.overlay {
+                    Some(Overlay::Composer(composer)) => composer.view().map(Message::Composer),
+                    Some(Overlay::Outbox(outbox)) => outbox.view().map(Message::Outbox),
+                    Some(Overlay::Settings(setup)) => setup.view().map(Message::Settings),
+                    None => mailbox.view().map(Message::Mailbox),
+                };
+                column![
+                    container(body).height(Fill),
+                    mailbox.view_status().map(Message::Mailbox)
+                ]
+                .into()
+            }
+        }
+    }
+
+    fn broken_view<'a>(&'a self, problem: &'a Problem) -> Element<'a, Message> {
+        let can_edit = self.config.as_ref().is_some_and(|c| !c.accounts.is_empty());
+        let page = column![
+            text("Wardmail could not open your account")
+                .size(style::HEADING)
+                .font(style::BOLD),
+            text(&problem.summary),
+            container(text(&problem.detail).size(style::SMALL))
+                .padding(8)
+                .width(Fill)
+                .style(style::alert),
+            row![
+                button(text("Try again"))
+                    .padding([8, 16])
+                    .on_press(Message::Retry),
+                button(text("Account settings"))
+                    .padding([8, 16])
+                    .style(button::secondary)
+                    .on_press_maybe(can_edit.then_some(Message::EditAccount)),
+            ]
+            .spacing(12),
+        ]
+        .spacing(16)
+        .padding(24)
+        .max_width(800);
+        center(page).into()
+    }
+}

@@ -1,0 +1,792 @@
+//! The composer: recipients, subject, text and attachments; Send puts the
+//! message in the outbox and submits it, Save draft files it in Drafts.
+//!
+//! The Message-ID is chosen when the composer opens and kept for every
+//! attempt, because the outbox treats a second Send of the same Message-ID
+//! as the same message and never queues it twice.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use iced::widget::text_editor::{Binding, KeyPress};
+use iced::widget::{
+    Column, Id, button, column, container, row, space, text, text_editor, text_input,
+};
+use iced::{Element, Fill, Task, keyboard};
+
+use wardmail::message::Address;
+use wardmail::outbox::OutboxError;
+use wardmail::session::{Session, SessionError};
+use wardmail::smtp::SmtpError;
+
+// TODO: import `wardmail::compose` here once it replaces its placeholder,
+// and delete `pending_compose.rs`.
+use super::mailbox::{ComposeStart, Loaded};
+use super::pending_compose::{self as compose, AttachmentFile, Draft};
+use super::{format, status, style};
+
+/// Widget ids for moving the keyboard focus.
+const TO: Id = Id::new("composer-to");
+const BODY: Id = Id::new("composer-body");
+
+/// A recipient or subject field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// To.
+    To,
+    /// Cc.
+    Cc,
+    /// Bcc.
+    Bcc,
+    /// Subject.
+    Subject,
+}
+
+/// Why sending failed.
+#[derive(Clone, Debug)]
+pub enum SendFailure {
+    /// The message could not be built; nothing was queued.
+    Compose(String),
+    /// Queueing or submitting failed.
+    Session {
+        /// The error.
+        error: Arc<SessionError>,
+        /// The message as queued, for a retry.
+        raw: Arc<Vec<u8>>,
+        /// Its envelope recipients.
+        recipients: Vec<String>,
+    },
+}
+
+/// Composer messages.
+#[derive(Clone, Debug)]
+pub enum Message {
+    /// A recipient or subject field changed.
+    Edit(Field, String),
+    /// The text changed or the caret moved.
+    Body(text_editor::Action),
+    /// Open the file dialog to attach files.
+    Attach,
+    /// Attached files were read.
+    Attached(Result<Vec<AttachmentFile>, String>),
+    /// Remove an attachment.
+    RemoveAttachment(usize),
+    /// Send the message.
+    Send,
+    /// Sending ended.
+    Sent(Result<(), SendFailure>),
+    /// Save the message in Drafts.
+    SaveDraft,
+    /// Saving the draft ended.
+    DraftSaved(Result<(), Arc<SessionError>>),
+    /// Close the composer (asks first when something was written).
+    Close,
+    /// Close without saving.
+    Discard,
+    /// Keep the composer open after all.
+    KeepEditing,
+    /// Show the outbox.
+    OpenOutbox,
+}
+
+/// What the composer tells the window.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The message was sent; the notice is for the status bar.
+    Sent(String),
+    /// The composer closed; the outbox may have changed.
+    Closed,
+    /// Show the outbox (the composer closes).
+    OpenOutbox,
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    Editing,
+    Sending,
+    /// The message is in the outbox but was not sent.
+    Queued {
+        raw: Arc<Vec<u8>>,
+        recipients: Vec<String>,
+        summary: String,
+        detail: String,
+        /// The server may have accepted it; only the outbox resends it.
+        uncertain: bool,
+    },
+}
+
+/// The composer screen.
+#[derive(Debug)]
+pub struct Composer {
+    session: Arc<Session>,
+    title: &'static str,
+    from: Address,
+    to: String,
+    cc: String,
+    bcc: String,
+    subject: String,
+    body: text_editor::Content,
+    attachments: Vec<AttachmentFile>,
+    in_reply_to: Option<String>,
+    references: Vec<String>,
+    message_id: String,
+    errors: Vec<(Field, String)>,
+    problem: Option<String>,
+    state: State,
+    draft_note: Option<String>,
+    saving_draft: bool,
+    confirm_close: bool,
+    edited: bool,
+}
+
+impl Composer {
+    /// Opens a composer as `start` asks.
+    pub fn new(session: Arc<Session>, start: ComposeStart) -> Composer {
+        let account = &session.account;
+        let name = (!account.display_name.is_empty()).then_some(account.display_name.as_str());
+        let me = Address::new(name, &account.address);
+        let (title, draft) = match &start {
+            ComposeStart::New => (
+                "New message",
+                Draft {
+                    from: me.clone(),
+                    ..Draft::default()
+                },
+            ),
+            ComposeStart::Reply { original, all } => (
+                if *all { "Reply all" } else { "Reply" },
+                compose::reply(&original.parsed, &me, *all),
+            ),
+            ComposeStart::Forward {
+                original: Loaded { raw, parsed },
+                as_attachment,
+            } => {
+                let draft = if *as_attachment {
+                    compose::forward_as_attachment(raw, parsed, &me)
+                } else {
+                    compose::forward_inline(parsed, &me)
+                };
+                ("Forward", draft)
+            }
+        };
+        let message_id = compose::new_message_id(&account.domain());
+        Composer {
+            title,
+            from: draft.from,
+            to: join(&draft.to),
+            cc: join(&draft.cc),
+            bcc: join(&draft.bcc),
+            subject: draft.subject,
+            body: text_editor::Content::with_text(&draft.body),
+            attachments: draft.attachments,
+            in_reply_to: draft.in_reply_to,
+            references: draft.references,
+            message_id,
+            errors: Vec::new(),
+            problem: None,
+            state: State::Editing,
+            draft_note: None,
+            saving_draft: false,
+            confirm_close: false,
+            edited: false,
+            session,
+        }
+    }
+
+    /// Puts the keyboard focus where writing starts: To for a new message
+    /// or a forward, the text for a reply.
+    pub fn focus(&self) -> Task<Message> {
+        let target = if self.to.trim().is_empty() { TO } else { BODY };
+        iced::widget::operation::focus(target)
+    }
+
+    /// Handles a composer message.
+    pub fn update(&mut self, message: Message) -> (Task<Message>, Option<Event>) {
+        let task = match message {
+            Message::Edit(field, value) => {
+                self.edit(field, value);
+                Task::none()
+            }
+            Message::Body(action) => {
+                self.body_action(action);
+                Task::none()
+            }
+            Message::Attach => attach_files(),
+            Message::Attached(result) => {
+                self.attached(result);
+                Task::none()
+            }
+            Message::RemoveAttachment(position) => {
+                if self.is_editable() && position < self.attachments.len() {
+                    self.attachments.remove(position);
+                    self.edited = true;
+                }
+                Task::none()
+            }
+            Message::Send => self.send(),
+            Message::Sent(result) => return (Task::none(), self.sent(result)),
+            Message::SaveDraft => self.save_draft(),
+            Message::DraftSaved(result) => {
+                self.draft_saved(result);
+                Task::none()
+            }
+            Message::Close => return (Task::none(), self.close()),
+            Message::Discard => return (Task::none(), Some(Event::Closed)),
+            Message::KeepEditing => {
+                self.confirm_close = false;
+                Task::none()
+            }
+            Message::OpenOutbox => return (Task::none(), Some(Event::OpenOutbox)),
+        };
+        (task, None)
+    }
+
+    fn is_editable(&self) -> bool {
+        matches!(self.state, State::Editing)
+    }
+
+    fn edit(&mut self, field: Field, value: String) {
+        if !self.is_editable() {
+            return;
+        }
+        self.errors.retain(|(f, _)| *f != field);
+        self.edited = true;
+        match field {
+            Field::To => self.to = value,
+            Field::Cc => self.cc = value,
+            Field::Bcc => self.bcc = value,
+            Field::Subject => self.subject = value,
+        }
+    }
+
+    fn body_action(&mut self, action: text_editor::Action) {
+        if action.is_edit() {
+            if !self.is_editable() {
+                return;
+            }
+            self.edited = true;
+        }
+        self.body.perform(action);
+    }
+
+    fn attached(&mut self, result: Result<Vec<AttachmentFile>, String>) {
+        match result {
+            Ok(files) if self.is_editable() => {
+                self.edited |= !files.is_empty();
+                self.attachments.extend(files);
+            }
+            Ok(_) => {}
+            Err(error) => self.problem = Some(error),
+        }
+    }
+
+    fn error(&self, field: Field) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, e)| e.as_str())
+    }
+
+    /// Builds the draft, or records the fields that do not parse.
+    fn draft(&mut self) -> Option<Draft> {
+        self.errors.clear();
+        self.problem = None;
+        let mut parse = |field: Field, value: &str| match compose::parse_address_list(value) {
+            Ok(list) => list,
+            Err(error) => {
+                self.errors.push((field, error.to_string()));
+                Vec::new()
+            }
+        };
+        let to = parse(Field::To, &self.to.clone());
+        let cc = parse(Field::Cc, &self.cc.clone());
+        let bcc = parse(Field::Bcc, &self.bcc.clone());
+        if !self.errors.is_empty() {
+            return None;
+        }
+        Some(Draft {
+            from: self.from.clone(),
+            to,
+            cc,
+            bcc,
+            subject: self.subject.clone(),
+            body: self.body.text(),
+            in_reply_to: self.in_reply_to.clone(),
+            references: self.references.clone(),
+            attachments: self.attachments.clone(),
+        })
+    }
+
+    fn send(&mut self) -> Task<Message> {
+        let session = self.session.clone();
+        let message_id = self.message_id.clone();
+        match &self.state {
+            State::Sending
+            | State::Queued {
+                uncertain: true, ..
+            } => Task::none(),
+            State::Queued {
+                raw, recipients, ..
+            } => {
+                // A retry: the outbox already holds this Message-ID, and
+                // submits the queued copy again.
+                let (raw, recipients) = (raw.clone(), recipients.clone());
+                self.state = State::Sending;
+                Task::perform(submit(session, message_id, raw, recipients), Message::Sent)
+            }
+            State::Editing => {
+                let Some(draft) = self.draft() else {
+                    return Task::none();
+                };
+                if let Err(error) = draft.validate() {
+                    self.problem = Some(error.to_string());
+                    return Task::none();
+                }
+                self.state = State::Sending;
+                Task::perform(
+                    async move {
+                        let recipients = draft.envelope_recipients();
+                        let raw = build(draft, message_id.clone())
+                            .await
+                            .map_err(SendFailure::Compose)?;
+                        submit(session, message_id, Arc::new(raw), recipients).await
+                    },
+                    Message::Sent,
+                )
+            }
+        }
+    }
+
+    fn sent(&mut self, result: Result<(), SendFailure>) -> Option<Event> {
+        let (error, raw, recipients) = match result {
+            Ok(()) => {
+                tracing::info!(account = %self.session.account.id, "message sent");
+                return Some(Event::Sent("Message sent.".to_owned()));
+            }
+            Err(SendFailure::Compose(error)) => {
+                self.state = State::Editing;
+                self.problem = Some(format!("Not sent: {error}"));
+                return None;
+            }
+            Err(SendFailure::Session {
+                error,
+                raw,
+                recipients,
+            }) => (error, raw, recipients),
+        };
+
+        match error.as_ref() {
+            SessionError::Outbox(OutboxError::SentCopy(_)) => Some(Event::Sent(
+                "Message sent. Saving its copy in Sent failed; Wardmail tries again from the Outbox.".to_owned(),
+            )),
+            SessionError::Outbox(outbox) => {
+                let uncertain = matches!(
+                    outbox,
+                    OutboxError::NeedsConfirmation | OutboxError::Smtp(SmtpError::Uncertain { .. })
+                );
+                let summary = if uncertain {
+                    "Not confirmed: the connection failed after the message was handed to the server, so it may \
+                     already have been sent. It is kept in the Outbox, where you can decide whether to send it again."
+                        .to_owned()
+                } else {
+                    format!(
+                        "Not sent. The message is kept in the Outbox exactly as shown here. {} \
+                         Retry sends it now; you can also close this window and send it later from the Outbox.",
+                        status::Problem::new("Sending", &error).summary
+                    )
+                };
+                self.state = State::Queued { raw, recipients, summary, detail: error.to_string(), uncertain };
+                None
+            }
+            other => {
+                // Queueing itself failed, so nothing is in the outbox and
+                // the message can still be edited.
+                self.state = State::Editing;
+                self.problem = Some(format!("Not sent, and not stored in the Outbox: {other}"));
+                None
+            }
+        }
+    }
+
+    fn save_draft(&mut self) -> Task<Message> {
+        if self.saving_draft || !self.is_editable() {
+            return Task::none();
+        }
+        let Some(draft) = self.draft() else {
+            return Task::none();
+        };
+        self.saving_draft = true;
+        self.draft_note = None;
+        let session = self.session.clone();
+        let message_id = compose::new_message_id(&session.account.domain());
+        Task::perform(
+            async move {
+                let raw = build(draft, message_id).await.map_err(SessionError::Task)?;
+                session.save_draft(&raw).await
+            },
+            |result| Message::DraftSaved(result.map_err(Arc::new)),
+        )
+    }
+
+    fn draft_saved(&mut self, result: Result<(), Arc<SessionError>>) {
+        self.saving_draft = false;
+        match result {
+            Ok(()) => {
+                self.edited = false;
+                self.draft_note = Some(format!(
+                    "Saved in Drafts at {}.",
+                    format::time_of_day(format::now())
+                ));
+            }
+            Err(error) => {
+                self.problem = Some(format!(
+                    "{} {error}",
+                    status::Problem::new("Saving the draft", &error).summary
+                ));
+            }
+        }
+    }
+
+    fn close(&mut self) -> Option<Event> {
+        if matches!(self.state, State::Sending) {
+            return None;
+        }
+        if self.edited && self.is_editable() {
+            self.confirm_close = true;
+            return None;
+        }
+        Some(Event::Closed)
+    }
+
+    /// The composer screen.
+    pub fn view(&self) -> Element<'_, Message> {
+        let mut page = Column::new().spacing(10).padding(16).height(Fill);
+        page = page.push(self.header());
+        if let Some(note) = self.notes() {
+            page = page.push(note);
+        }
+        page = page.push(
+            row![label("From"), text(self.from.to_string())]
+                .spacing(8)
+                .align_y(iced::Center),
+        );
+        for (field, name, value) in [
+            (Field::To, "To", &self.to),
+            (Field::Cc, "Cc", &self.cc),
+            (Field::Bcc, "Bcc", &self.bcc),
+            (Field::Subject, "Subject", &self.subject),
+        ] {
+            page = page.push(self.field(field, name, value));
+        }
+        if !self.attachments.is_empty() {
+            page = page.push(self.attachment_list());
+        }
+
+        let editable = self.is_editable();
+        let body = text_editor(&self.body)
+            .placeholder("Write your message here.")
+            .on_action(Message::Body)
+            .key_binding(move |press| send_binding(press, editable))
+            .id(BODY)
+            .height(Fill)
+            .padding(10)
+            .style(style::editor);
+        page.push(body).into()
+    }
+
+    fn header(&self) -> Element<'_, Message> {
+        let editing = self.is_editable();
+        let can_send = match &self.state {
+            State::Editing => true,
+            State::Queued { uncertain, .. } => !uncertain,
+            State::Sending => false,
+        };
+        let send_label = if matches!(self.state, State::Queued { .. }) {
+            "Retry (Ctrl+Enter)"
+        } else {
+            "Send (Ctrl+Enter)"
+        };
+        let busy = matches!(self.state, State::Sending) || self.saving_draft;
+        let mut bar = row![
+            text(self.title).size(style::HEADING).font(style::BOLD),
+            space::horizontal(),
+            button(text(send_label))
+                .padding([6, 14])
+                .style(button::primary)
+                .on_press_maybe(can_send.then_some(Message::Send)),
+            style::tool(
+                "Save draft",
+                (editing && !busy).then_some(Message::SaveDraft)
+            ),
+            style::tool("Attach file…", editing.then_some(Message::Attach)),
+        ]
+        .spacing(8)
+        .align_y(iced::Center);
+        if matches!(
+            self.state,
+            State::Queued {
+                uncertain: true,
+                ..
+            }
+        ) {
+            bar = bar.push(style::tool("Open Outbox", Some(Message::OpenOutbox)));
+        }
+        bar = bar.push(style::tool(
+            "Close",
+            (!matches!(self.state, State::Sending)).then_some(Message::Close),
+        ));
+        bar.into()
+    }
+
+    fn notes(&self) -> Option<Element<'_, Message>> {
+        if self.confirm_close {
+            let ask = row![
+                text("Close without saving? What you wrote is lost.").width(Fill),
+                button(text("Discard").size(style::SMALL))
+                    .style(button::danger)
+                    .on_press(Message::Discard),
+                style::tool("Save draft", Some(Message::SaveDraft)),
+                style::tool("Keep editing", Some(Message::KeepEditing)),
+            ]
+            .spacing(8)
+            .align_y(iced::Center);
+            return Some(
+                container(ask)
+                    .padding(8)
+                    .width(Fill)
+                    .style(style::note)
+                    .into(),
+            );
+        }
+        if let State::Queued {
+            summary, detail, ..
+        } = &self.state
+        {
+            let block = column![
+                text(summary),
+                text(detail).size(style::SMALL).style(style::muted_text)
+            ]
+            .spacing(4);
+            return Some(
+                container(block)
+                    .padding(8)
+                    .width(Fill)
+                    .style(style::alert)
+                    .into(),
+            );
+        }
+        if matches!(self.state, State::Sending) {
+            return Some(text("Sending…").style(style::muted_text).into());
+        }
+        if let Some(problem) = &self.problem {
+            return Some(
+                container(text(problem))
+                    .padding(8)
+                    .width(Fill)
+                    .style(style::alert)
+                    .into(),
+            );
+        }
+        if self.saving_draft {
+            return Some(text("Saving the draft…").style(style::muted_text).into());
+        }
+        self.draft_note
+            .as_ref()
+            .map(|note| text(note).style(style::success_text).into())
+    }
+
+    fn field<'a>(&'a self, field: Field, name: &'a str, value: &'a str) -> Element<'a, Message> {
+        let error = self.error(field);
+        let placeholder = match field {
+            Field::Subject => "",
+            _ => "name@example.org, another@example.org",
+        };
+        let input = text_input(placeholder, value)
+            .on_input_maybe(
+                self.is_editable()
+                    .then_some(move |value| Message::Edit(field, value)),
+            )
+            .padding(6)
+            .style(if error.is_some() {
+                style::invalid_input
+            } else {
+                style::input
+            });
+        let line = row![label(name), input].spacing(8).align_y(iced::Center);
+        match error {
+            Some(error) => column![
+                line,
+                row![space().width(78), style::field_error(Some(error))]
+            ]
+            .spacing(2)
+            .into(),
+            None => line.into(),
+        }
+    }
+
+    fn attachment_list(&self) -> Element<'_, Message> {
+        let editable = self.is_editable();
+        let mut chips = row![].spacing(8);
+        for (position, file) in self.attachments.iter().enumerate() {
+            let chip = row![
+                text(format!(
+                    "{} ({})",
+                    format::clip(&file.filename, 60),
+                    format::size(file.data.len())
+                ))
+                .size(style::SMALL),
+                style::tool(
+                    "Remove",
+                    editable.then_some(Message::RemoveAttachment(position))
+                ),
+            ]
+            .spacing(6)
+            .align_y(iced::Center);
+            chips = chips.push(container(chip).padding([2, 8]).style(style::frame));
+        }
+        row![label("Attached"), chips.wrap().vertical_spacing(6)]
+            .spacing(8)
+            .into()
+    }
+}
+
+fn label(name: &str) -> Element<'_, Message> {
+    text(name).font(style::BOLD).width(70).into()
+}
+
+fn join(addresses: &[Address]) -> String {
+    addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Ctrl+Enter sends from inside the text; every other key keeps its
+/// default binding, and edits are ignored while the message is queued.
+fn send_binding(press: KeyPress, editable: bool) -> Option<Binding<Message>> {
+    let enter = matches!(press.key, keyboard::Key::Named(keyboard::key::Named::Enter));
+    if enter
+        && press.modifiers.command()
+        && matches!(press.status, text_editor::Status::Focused { .. })
+    {
+        return Some(Binding::Custom(Message::Send));
+    }
+    let binding = Binding::from_key_press(press)?;
+    let edits = matches!(
+        binding,
+        Binding::Insert(_)
+            | Binding::Enter
+            | Binding::Backspace
+            | Binding::Delete
+            | Binding::Paste
+            | Binding::Cut
+    );
+    (editable || !edits).then_some(binding)
+}
+
+/// Builds the MIME message on the blocking pool (attachments can be large).
+async fn build(draft: Draft, message_id: String) -> Result<Vec<u8>, String> {
+    let date = format::now();
+    tokio::task::spawn_blocking(move || draft.to_mime(&message_id, date))
+        .await
+        .map_err(|e| format!("cannot build the message: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
+async fn submit(
+    session: Arc<Session>,
+    message_id: String,
+    raw: Arc<Vec<u8>>,
+    recipients: Vec<String>,
+) -> Result<(), SendFailure> {
+    match session
+        .send(message_id, raw.as_ref().clone(), recipients.clone())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) => Err(SendFailure::Session {
+            error: Arc::new(error),
+            raw,
+            recipients,
+        }),
+    }
+}
+
+/// Asks for files and reads them.
+fn attach_files() -> Task<Message> {
+    Task::perform(
+        async {
+            let Some(handles) = rfd::AsyncFileDialog::new()
+                .set_title("Attach files")
+                .pick_files()
+                .await
+            else {
+                return Ok(Vec::new());
+            };
+            let mut files = Vec::with_capacity(handles.len());
+            for handle in handles {
+                let path = handle.path().to_path_buf();
+                let data = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| format!("Cannot attach {}: {e}", path.display()))?;
+                let filename = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                files.push(AttachmentFile {
+                    content_type: content_type(&path).to_owned(),
+                    filename,
+                    data,
+                });
+            }
+            Ok(files)
+        },
+        Message::Attached,
+    )
+}
+
+/// A MIME type from the file extension, for the common kinds of clinic
+/// attachments; anything else is sent as application/octet-stream.
+fn content_type(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "csv" => "text/csv",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "tif" | "tiff" => "image/tiff",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xls" => "application/vnd.ms-excel",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        "zip" => "application/zip",
+        "eml" => "message/rfc822",
+        "dcm" => "application/dicom",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_by_extension() {
+        assert_eq!(
+            content_type(Path::new("/tmp/Lab Report.PDF")),
+            "application/pdf"
+        );
+        assert_eq!(content_type(Path::new("scan.tiff")), "image/tiff");
+        assert_eq!(
+            content_type(Path::new("noextension")),
+            "application/octet-stream"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The `wardmail` command line, run as a separate process against the
+//! real servers: account add, sync, folders, list, show and send.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn wardmail(profile: &std::path::Path, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wardmail"))
+        .arg("--profile")
+        .arg(profile)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn success(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn add_account(profile: &std::path::Path, user: &str, password: &str) -> Output {
+    let host = support::host();
+    let imap_port = support::env("IMAP_TLS_PORT");
+    let smtp_port = support::env("SMTP_STARTTLS_PORT");
+    let ca = support::env("CA");
+    let address = format!("{user}@example.org");
+    wardmail(
+        profile,
+        &[
+            "account",
+            "add",
+            "--address",
+            &address,
+            "--name",
+            "CLI Test",
+            "--imap-host",
+            &host,
+            "--imap-port",
+            &imap_port,
+            "--imap-security",
+            "tls",
+            "--smtp-host",
+            &host,
+            "--smtp-port",
+            &smtp_port,
+            "--smtp-security",
+            "starttls",
+            "--ca-file",
+            &ca,
+        ],
+        &format!("{password}\n"),
+    )
+}
+
+#[test]
+fn account_add_rejects_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = add_account(dir.path(), "cli-wrong", "wrong-password");
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("IMAP login as \"cli-wrong@example.org\" failed"),
+        "{stdout}"
+    );
+    assert!(
+        !dir.path().join("accounts.toml").exists()
+            || !std::fs::read_to_string(dir.path().join("accounts.toml"))
+                .unwrap()
+                .contains("cli-wrong")
+    );
+}
+
+#[test]
+fn list_json_agrees_with_server_counts() {
+    let user = &support::user("cli-list");
+    for n in 1..=5 {
+        support::save(
+            user,
+            "INBOX",
+            &support::message(
+                "lab@example.org",
+                "x@example.org",
+                &format!("result {n}"),
+                &format!("cli{n}@example.org"),
+            ),
+        );
+    }
+    support::save(
+        user,
+        "Archive",
+        &support::message(
+            "lab@example.org",
+            "x@example.org",
+            "old",
+            "cli-old@example.org",
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = success(add_account(dir.path(), user, &support::env("PASSWORD")));
+    assert!(
+        stdout.contains("IMAP: ok") && stdout.contains("SMTP: ok"),
+        "{stdout}"
+    );
+    success(wardmail(dir.path(), &["sync"], ""));
+
+    let folders: serde_json::Value =
+        serde_json::from_str(&success(wardmail(dir.path(), &["folders", "--json"], ""))).unwrap();
+    let folders = folders.as_array().unwrap();
+    assert!(folders.len() >= 6, "{folders:?}");
+    for folder in folders {
+        let name = folder["raw_name"].as_str().unwrap();
+        let listed: serde_json::Value = serde_json::from_str(&success(wardmail(
+            dir.path(),
+            &["list", name, "--json"],
+            "",
+        )))
+        .unwrap();
+        let server = support::uids(user, name).len();
+        assert_eq!(listed.as_array().unwrap().len(), server, "folder {name}");
+        assert_eq!(
+            folder["messages"].as_u64().unwrap() as usize,
+            server,
+            "folder {name}"
+        );
+    }
+
+    let listed: serde_json::Value = serde_json::from_str(&success(wardmail(
+        dir.path(),
+        &["list", "inbox", "--json", "--limit", "1"],
+        "",
+    )))
+    .unwrap();
+    let uid = listed[0]["uid"].as_u64().unwrap().to_string();
+    let shown = success(wardmail(dir.path(), &["show", "INBOX", &uid], ""));
+    assert!(shown.contains("Lab results are ready."), "{shown}");
+    assert!(shown.contains("From: lab@example.org"), "{shown}");
+}
+
+#[test]
+fn send_file_reaches_recipient() {
+    let user = &support::user("cli-send");
+    let peer = &support::user("cli-peer");
+    let hidden = &support::user("cli-hidden");
+    let dir = tempfile::tempdir().unwrap();
+    success(add_account(dir.path(), user, &support::env("PASSWORD")));
+    success(wardmail(dir.path(), &["sync"], ""));
+    let file = dir.path().join("out.eml");
+    std::fs::write(
+        &file,
+        format!(
+            "From: {user}@example.org\r\nTo: {peer}@example.org\r\nBcc: {hidden}@example.org\r\n\
+             Subject: From the command line\r\n\r\nHello.\r\n"
+        ),
+    )
+    .unwrap();
+    let stdout = success(wardmail(dir.path(), &["send", file.to_str().unwrap()], ""));
+    assert!(stdout.contains("sent"), "{stdout}");
+    for _ in 0..50 {
+        if support::uids(hidden, "INBOX").len() == 1 && support::uids(peer, "INBOX").len() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(support::uids(peer, "INBOX").len(), 1);
+    assert_eq!(support::uids(hidden, "INBOX").len(), 1);
+    for (mailbox_user, mailbox) in [(peer, "INBOX"), (hidden, "INBOX"), (user, "Sent")] {
+        let headers = support::headers(mailbox_user, mailbox);
+        assert!(
+            !headers.contains(hidden.as_str()),
+            "{mailbox_user} {mailbox} shows the Bcc recipient:\n{headers}"
+        );
+    }
+    assert_eq!(support::uids(user, "Sent").len(), 1);
+}

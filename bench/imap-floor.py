@@ -2,8 +2,9 @@
 """Time one full-mailbox header FETCH against the test Dovecot.
 
 The result is a floor for Wardmail's first sync of a folder: the time a plain
-Python client needs to receive the UID, flags, INTERNALDATE, size, ENVELOPE and
-BODYSTRUCTURE of every message in one UID FETCH 1:* over implicit TLS.
+Python client needs to receive the UID, flags, INTERNALDATE, size, MODSEQ and
+list-view header fields of every message in one UID FETCH 1:* over implicit
+TLS: the same items Wardmail's sync fetches.
 
 Reads the server settings from the WARDMAIL_TEST_* variables, so source the env
 file first:
@@ -25,7 +26,12 @@ import ssl
 import sys
 import time
 
-FETCH_ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
+# The items Wardmail's sync fetches (src/imap.rs, fetch_envelopes), so that the
+# floor does the same server-side work.
+FETCH_ITEMS = (
+    "(UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODY.PEEK[HEADER.FIELDS "
+    "(DATE FROM TO CC SUBJECT MESSAGE-ID IN-REPLY-TO CONTENT-TYPE)])"
+)
 REQUIRED_VARIABLES = (
     "WARDMAIL_TEST_HOST",
     "WARDMAIL_TEST_IMAP_TLS_PORT",
@@ -41,6 +47,7 @@ def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--user", required=True, help="IMAP user name, e.g. bench@example.org")
     parser.add_argument("--mailbox", default="Bench", help="mailbox to fetch (default: Bench)")
+    parser.add_argument("--items", default=FETCH_ITEMS, help=f"FETCH items (default: {FETCH_ITEMS})")
     return parser.parse_args()
 
 
@@ -79,7 +86,7 @@ def main():
         exists = int(data[0])
 
         started = time.perf_counter()
-        status, data = connection.uid("FETCH", "1:*", FETCH_ITEMS)
+        status, data = connection.uid("FETCH", "1:*", arguments.items)
         seconds = time.perf_counter() - started
         if status != "OK":
             sys.exit(f"imap-floor: error: UID FETCH failed: {data!r}")

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod compose;
 pub mod imap;
+pub mod mailto;
 pub mod message;
 pub mod net;
 pub mod outbox;

@@ -10,7 +10,6 @@ mod format;
 mod live;
 mod mailbox;
 mod outbox;
-mod pending_compose;
 mod setup;
 mod shortcuts;
 mod status;
@@ -390,6 +389,10 @@ impl App {
                     Shortcut::Delete => mailbox::Message::Delete,
                     Shortcut::Next => mailbox::Message::Step(1),
                     Shortcut::Previous => mailbox::Message::Step(-1),
+                    Shortcut::PageDown => mailbox::Message::Page(1),
+                    Shortcut::PageUp => mailbox::Message::Page(-1),
+                    Shortcut::First => mailbox::Message::Step(i64::MIN),
+                    Shortcut::Last => mailbox::Message::Step(i64::MAX),
                     Shortcut::Sync => mailbox::Message::SyncNow,
                     _ => return Task::none(),
                 };

@@ -172,21 +172,22 @@ async fn saved_password_is_in_keyring_not_file() {
     let dir = tempfile::tempdir().unwrap();
     let profile = Profile::locate(Some(dir.path())).unwrap();
     let account = support::account("acc-keyring");
-    let config =
-        wardmail::session::save_account(profile.clone(), account.clone(), support::password())
-            .await
-            .unwrap();
+    // Not the servers' password: that one also appears in the test
+    // directory's name, which the CA file path in the configuration shows.
+    let secret = Secret::new("only-in-the-keyring-7f3a");
+    let config = wardmail::session::save_account(profile.clone(), account.clone(), secret.clone())
+        .await
+        .unwrap();
     let entry = KeyringEntry::password(&config.profile_id, &account.id);
     let stored = tokio::task::spawn_blocking(move || entry.read())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored, support::password());
+    assert_eq!(stored, secret);
     for file in std::fs::read_dir(dir.path()).unwrap() {
         let path = file.unwrap().path();
         if path.is_file() {
             let bytes = std::fs::read(&path).unwrap();
-            let secret = support::password();
             assert!(
                 !bytes
                     .windows(secret.expose().len())

@@ -8,22 +8,19 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use iced::widget::text_editor::{Binding, KeyPress};
-use iced::widget::{
-    Column, Id, button, column, container, row, space, text, text_editor, text_input,
-};
-use iced::{Element, Fill, Task, keyboard};
+use iced::Task;
+use iced::widget::{Id, text_editor};
 
+use wardmail::compose::{self, AttachmentFile, Draft};
 use wardmail::message::Address;
 use wardmail::outbox::OutboxError;
 use wardmail::session::{Session, SessionError};
 use wardmail::smtp::SmtpError;
 
-// TODO: import `wardmail::compose` here once it replaces its placeholder,
-// and delete `pending_compose.rs`.
 use super::mailbox::{ComposeStart, Loaded};
-use super::pending_compose::{self as compose, AttachmentFile, Draft};
-use super::{format, status, style};
+use super::{format, status};
+
+mod view;
 
 /// Widget ids for moving the keyboard focus.
 const TO: Id = Id::new("composer-to");
@@ -42,7 +39,7 @@ pub enum Field {
     Subject,
 }
 
-/// Why sending failed.
+/// The cause of a failed send.
 #[derive(Clone, Debug)]
 pub enum SendFailure {
     /// The message could not be built; nothing was queued.
@@ -79,7 +76,7 @@ pub enum Message {
     SaveDraft,
     /// Saving the draft ended.
     DraftSaved(Result<(), Arc<SessionError>>),
-    /// Close the composer (asks first when something was written).
+    /// Close the composer, after a confirmation when something was written.
     Close,
     /// Close without saving.
     Discard,
@@ -89,7 +86,7 @@ pub enum Message {
     OpenOutbox,
 }
 
-/// What the composer tells the window.
+/// Notifications from the composer to the window.
 #[derive(Clone, Debug)]
 pub enum Event {
     /// The message was sent; the notice is for the status bar.
@@ -140,7 +137,7 @@ pub struct Composer {
 }
 
 impl Composer {
-    /// Opens a composer as `start` asks.
+    /// Opens a composer prefilled as `start` requests.
     pub fn new(session: Arc<Session>, start: ComposeStart) -> Composer {
         let account = &session.account;
         let name = (!account.display_name.is_empty()).then_some(account.display_name.as_str());
@@ -177,7 +174,7 @@ impl Composer {
             cc: join(&draft.cc),
             bcc: join(&draft.bcc),
             subject: draft.subject,
-            body: text_editor::Content::with_text(&draft.body),
+            body: text_editor::Content::with_text(&writing_space(&draft.body)),
             attachments: draft.attachments,
             in_reply_to: draft.in_reply_to,
             references: draft.references,
@@ -328,7 +325,7 @@ impl Composer {
             State::Queued {
                 raw, recipients, ..
             } => {
-                // A retry: the outbox already holds this Message-ID, and
+                // A retry. The outbox already contains this Message-ID, so it
                 // submits the queued copy again.
                 let (raw, recipients) = (raw.clone(), recipients.clone());
                 self.state = State::Sending;
@@ -415,6 +412,13 @@ impl Composer {
         let Some(draft) = self.draft() else {
             return Task::none();
         };
+        // NOTE: `Draft::to_mime` rejects a draft without recipients, so a
+        // draft cannot be saved before one is added. A core builder for
+        // drafts that skips the recipient check would lift this.
+        if draft.to.is_empty() && draft.cc.is_empty() && draft.bcc.is_empty() {
+            self.problem = Some("Add at least one recipient before saving the draft.".to_owned());
+            return Task::none();
+        }
         self.saving_draft = true;
         self.draft_note = None;
         let session = self.session.clone();
@@ -457,201 +461,6 @@ impl Composer {
         }
         Some(Event::Closed)
     }
-
-    /// The composer screen.
-    pub fn view(&self) -> Element<'_, Message> {
-        let mut page = Column::new().spacing(10).padding(16).height(Fill);
-        page = page.push(self.header());
-        if let Some(note) = self.notes() {
-            page = page.push(note);
-        }
-        page = page.push(
-            row![label("From"), text(self.from.to_string())]
-                .spacing(8)
-                .align_y(iced::Center),
-        );
-        for (field, name, value) in [
-            (Field::To, "To", &self.to),
-            (Field::Cc, "Cc", &self.cc),
-            (Field::Bcc, "Bcc", &self.bcc),
-            (Field::Subject, "Subject", &self.subject),
-        ] {
-            page = page.push(self.field(field, name, value));
-        }
-        if !self.attachments.is_empty() {
-            page = page.push(self.attachment_list());
-        }
-
-        let editable = self.is_editable();
-        let body = text_editor(&self.body)
-            .placeholder("Write your message here.")
-            .on_action(Message::Body)
-            .key_binding(move |press| send_binding(press, editable))
-            .id(BODY)
-            .height(Fill)
-            .padding(10)
-            .style(style::editor);
-        page.push(body).into()
-    }
-
-    fn header(&self) -> Element<'_, Message> {
-        let editing = self.is_editable();
-        let can_send = match &self.state {
-            State::Editing => true,
-            State::Queued { uncertain, .. } => !uncertain,
-            State::Sending => false,
-        };
-        let send_label = if matches!(self.state, State::Queued { .. }) {
-            "Retry (Ctrl+Enter)"
-        } else {
-            "Send (Ctrl+Enter)"
-        };
-        let busy = matches!(self.state, State::Sending) || self.saving_draft;
-        let mut bar = row![
-            text(self.title).size(style::HEADING).font(style::BOLD),
-            space::horizontal(),
-            button(text(send_label))
-                .padding([6, 14])
-                .style(button::primary)
-                .on_press_maybe(can_send.then_some(Message::Send)),
-            style::tool(
-                "Save draft",
-                (editing && !busy).then_some(Message::SaveDraft)
-            ),
-            style::tool("Attach file…", editing.then_some(Message::Attach)),
-        ]
-        .spacing(8)
-        .align_y(iced::Center);
-        if matches!(
-            self.state,
-            State::Queued {
-                uncertain: true,
-                ..
-            }
-        ) {
-            bar = bar.push(style::tool("Open Outbox", Some(Message::OpenOutbox)));
-        }
-        bar = bar.push(style::tool(
-            "Close",
-            (!matches!(self.state, State::Sending)).then_some(Message::Close),
-        ));
-        bar.into()
-    }
-
-    fn notes(&self) -> Option<Element<'_, Message>> {
-        if self.confirm_close {
-            let ask = row![
-                text("Close without saving? What you wrote is lost.").width(Fill),
-                button(text("Discard").size(style::SMALL))
-                    .style(button::danger)
-                    .on_press(Message::Discard),
-                style::tool("Save draft", Some(Message::SaveDraft)),
-                style::tool("Keep editing", Some(Message::KeepEditing)),
-            ]
-            .spacing(8)
-            .align_y(iced::Center);
-            return Some(
-                container(ask)
-                    .padding(8)
-                    .width(Fill)
-                    .style(style::note)
-                    .into(),
-            );
-        }
-        if let State::Queued {
-            summary, detail, ..
-        } = &self.state
-        {
-            let block = column![
-                text(summary),
-                text(detail).size(style::SMALL).style(style::muted_text)
-            ]
-            .spacing(4);
-            return Some(
-                container(block)
-                    .padding(8)
-                    .width(Fill)
-                    .style(style::alert)
-                    .into(),
-            );
-        }
-        if matches!(self.state, State::Sending) {
-            return Some(text("Sending…").style(style::muted_text).into());
-        }
-        if let Some(problem) = &self.problem {
-            return Some(
-                container(text(problem))
-                    .padding(8)
-                    .width(Fill)
-                    .style(style::alert)
-                    .into(),
-            );
-        }
-        if self.saving_draft {
-            return Some(text("Saving the draft…").style(style::muted_text).into());
-        }
-        self.draft_note
-            .as_ref()
-            .map(|note| text(note).style(style::success_text).into())
-    }
-
-    fn field<'a>(&'a self, field: Field, name: &'a str, value: &'a str) -> Element<'a, Message> {
-        let error = self.error(field);
-        let placeholder = match field {
-            Field::Subject => "",
-            _ => "name@example.org, another@example.org",
-        };
-        let input = text_input(placeholder, value)
-            .on_input_maybe(
-                self.is_editable()
-                    .then_some(move |value| Message::Edit(field, value)),
-            )
-            .padding(6)
-            .style(if error.is_some() {
-                style::invalid_input
-            } else {
-                style::input
-            });
-        let line = row![label(name), input].spacing(8).align_y(iced::Center);
-        match error {
-            Some(error) => column![
-                line,
-                row![space().width(78), style::field_error(Some(error))]
-            ]
-            .spacing(2)
-            .into(),
-            None => line.into(),
-        }
-    }
-
-    fn attachment_list(&self) -> Element<'_, Message> {
-        let editable = self.is_editable();
-        let mut chips = row![].spacing(8);
-        for (position, file) in self.attachments.iter().enumerate() {
-            let chip = row![
-                text(format!(
-                    "{} ({})",
-                    format::clip(&file.filename, 60),
-                    format::size(file.data.len())
-                ))
-                .size(style::SMALL),
-                style::tool(
-                    "Remove",
-                    editable.then_some(Message::RemoveAttachment(position))
-                ),
-            ]
-            .spacing(6)
-            .align_y(iced::Center);
-            chips = chips.push(container(chip).padding([2, 8]).style(style::frame));
-        }
-        row![label("Attached"), chips.wrap().vertical_spacing(6)]
-            .spacing(8)
-            .into()
-    }
-}
-
-fn label(name: &str) -> Element<'_, Message> {
-    text(name).font(style::BOLD).width(70).into()
 }
 
 fn join(addresses: &[Address]) -> String {
@@ -662,27 +471,14 @@ fn join(addresses: &[Address]) -> String {
         .join(", ")
 }
 
-/// Ctrl+Enter sends from inside the text; every other key keeps its
-/// default binding, and edits are ignored while the message is queued.
-fn send_binding(press: KeyPress, editable: bool) -> Option<Binding<Message>> {
-    let enter = matches!(press.key, keyboard::Key::Named(keyboard::key::Named::Enter));
-    if enter
-        && press.modifiers.command()
-        && matches!(press.status, text_editor::Status::Focused { .. })
-    {
-        return Some(Binding::Custom(Message::Send));
+/// Puts two empty lines above a quoted or forwarded text, so that the caret,
+/// which starts on the first line, is where the user writes.
+fn writing_space(body: &str) -> String {
+    if body.is_empty() || body.starts_with('\n') {
+        body.to_owned()
+    } else {
+        format!("\n\n{body}")
     }
-    let binding = Binding::from_key_press(press)?;
-    let edits = matches!(
-        binding,
-        Binding::Insert(_)
-            | Binding::Enter
-            | Binding::Backspace
-            | Binding::Delete
-            | Binding::Paste
-            | Binding::Cut
-    );
-    (editable || !edits).then_some(binding)
 }
 
 /// Builds the MIME message on the blocking pool (attachments can be large).
@@ -746,8 +542,8 @@ fn attach_files() -> Task<Message> {
     )
 }
 
-/// A MIME type from the file extension, for the common kinds of clinic
-/// attachments; anything else is sent as application/octet-stream.
+/// Guesses a MIME type from the file extension, for the common kinds of
+/// clinic attachments. Anything else is sent as application/octet-stream.
 fn content_type(path: &Path) -> &'static str {
     let extension = path
         .extension()
@@ -776,6 +572,16 @@ fn content_type(path: &Path) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_text_gets_writing_space() {
+        assert_eq!(
+            writing_space("On Monday, Lee wrote:\n> hi"),
+            "\n\nOn Monday, Lee wrote:\n> hi"
+        );
+        assert_eq!(writing_space(""), "");
+        assert_eq!(writing_space("\n\n> hi"), "\n\n> hi");
+    }
 
     #[test]
     fn content_type_by_extension() {

@@ -1,9 +1,10 @@
 //! Dates, sizes and counts as the window shows them.
 //!
-//! NOTE: dates are shown in UTC and marked so, because the crate has no
-//! time-zone database (no chrono, time or jiff dependency). Clinic staff
-//! see "14:05 UTC" where they expect local time; adding `jiff` and
-//! converting with `Zoned` here would lift it.
+//! NOTE: dates are shown in UTC, because the crate has no time-zone
+//! database (no chrono, time or jiff dependency). The message header and
+//! the status bar add "UTC", but the message list has no room for it.
+//! Clinic staff see "14:05 UTC" where they expect local time. Adding `jiff`
+//! and converting with `Zoned` here would lift it.
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -57,7 +58,7 @@ fn month_name(month: u32) -> &'static str {
         .unwrap_or("?")
 }
 
-/// The current time as unix seconds.
+/// Returns the current time as unix seconds.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -65,7 +66,7 @@ pub fn now() -> i64 {
         .unwrap_or_default()
 }
 
-/// A compact date for the message list: the time for today, day and month
+/// Formats a compact date for the message list: the time for today, day and month
 /// for this year, otherwise day, month and year.
 pub fn list_date(unix: Option<i64>, now: i64) -> String {
     let Some(unix) = unix else {
@@ -81,7 +82,7 @@ pub fn list_date(unix: Option<i64>, now: i64) -> String {
     }
 }
 
-/// A full date for the message header.
+/// Formats a full date for the message header.
 pub fn full_date(unix: Option<i64>) -> String {
     let Some(unix) = unix else {
         return "unknown".to_owned();
@@ -97,13 +98,13 @@ pub fn full_date(unix: Option<i64>) -> String {
     )
 }
 
-/// The time of day, for "synced at" notes.
+/// Formats the time of day, for "synced at" notes.
 pub fn time_of_day(unix: i64) -> String {
     let date = civil(unix);
     format!("{:02}:{:02} UTC", date.hour, date.minute)
 }
 
-/// A byte count in B, KB or MB (powers of 1024, one decimal).
+/// Formats a byte count in B, KB or MB (powers of 1024, one decimal).
 pub fn size(bytes: usize) -> String {
     const KB: f64 = 1024.0;
     let value = bytes as f64;
@@ -116,7 +117,7 @@ pub fn size(bytes: usize) -> String {
     }
 }
 
-/// A count with thousands separators ("12,345").
+/// Formats a count with thousands separators ("12,345").
 pub fn count(value: usize) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -130,8 +131,8 @@ pub fn count(value: usize) -> String {
 }
 
 /// Shortens `value` to at most `max` characters, ending with an ellipsis.
-/// Rows and headers are clipped by their containers anyway; this keeps
-/// text shaping cheap for very long subjects.
+/// Rows and headers are clipped by their containers anyway, so this only
+/// keeps text shaping cheap for very long subjects.
 pub fn clip(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match value.char_indices().nth(max) {
         Some((end, _)) => format!("{}…", &value[..end]).into(),

@@ -19,18 +19,18 @@ use wardmail::session::{Session, SessionError};
 use wardmail::store::Folder;
 use wardmail::sync::{FolderReport, Progress};
 
-/// How long one IDLE command waits before it is renewed. RFC 2177 asks
-/// clients to renew within 29 minutes; five minutes also notices a
-/// silently dropped connection sooner.
+/// How long one IDLE command waits before it is renewed. RFC 2177 advises
+/// re-issuing IDLE at least every 29 minutes, and five minutes also
+/// notices a silently dropped connection sooner.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Polling interval for servers without IDLE.
 const POLL_INTERVAL: Duration = Duration::from_secs(120);
 
-/// First and longest wait before reconnecting after an error; the wait
+/// First and maximum wait before reconnecting after an error. The wait
 /// doubles after each failed attempt.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
-const LONGEST_RETRY: Duration = Duration::from_secs(300);
+const MAX_RETRY: Duration = Duration::from_secs(300);
 
 /// What the watcher reports.
 #[derive(Clone, Debug)]
@@ -108,7 +108,7 @@ fn watcher(watch: &Watch) -> impl Stream<Item = Event> + use<> {
                 return;
             }
             tokio::time::sleep(retry).await;
-            retry = (retry * 2).min(LONGEST_RETRY);
+            retry = (retry * 2).min(MAX_RETRY);
         }
     })
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use iced::widget::{column, container, pick_list, row, rule, space, text};
 use iced::{Element, Fill, FillPortion, Subscription, Task};
 
+use wardmail::imap::Role;
 use wardmail::session::{Session, SessionError};
 use wardmail::store::{Folder, ListRow};
 use wardmail::sync::{SyncError, blocking};
@@ -25,7 +26,7 @@ pub use reader::Loaded;
 const SEEN: &str = "\\Seen";
 const FLAGGED: &str = "\\Flagged";
 
-/// How a composer should start.
+/// The starting point of a new composer.
 #[derive(Clone, Debug)]
 pub enum ComposeStart {
     /// An empty message.
@@ -112,8 +113,11 @@ pub enum Message {
     MoveTo(FolderChoice),
     /// A change finished on the server.
     Changed(Change, Result<(), Arc<SessionError>>),
-    /// Select the next (1) or previous (-1) message.
+    /// Select the message this many rows below (or, when negative, above)
+    /// the selected one.
     Step(i64),
+    /// Select the message one screenful below (1) or above (-1).
+    Page(i64),
     /// Reply to the author.
     Reply,
     /// Reply to everyone.
@@ -132,7 +136,7 @@ pub enum Message {
     Status(status::Message),
 }
 
-/// What the mailbox asks of the window.
+/// Requests from the mailbox to the window.
 #[derive(Clone, Debug)]
 pub enum Event {
     /// Open a composer.
@@ -181,7 +185,7 @@ impl Mailbox {
         (mailbox, Task::batch(tasks))
     }
 
-    /// The session shown.
+    /// Returns the open session.
     pub fn session(&self) -> &Arc<Session> {
         &self.session
     }
@@ -217,10 +221,8 @@ impl Mailbox {
             Message::Delete => self.remove(None),
             Message::MoveTo(choice) => self.remove(Some(choice.id)),
             Message::Changed(change, result) => self.changed(change, result),
-            Message::Step(delta) => {
-                let (task, event) = self.list.step(delta);
-                Task::batch([task.map(Message::List), self.list_event(event)])
-            }
+            Message::Step(delta) => self.step(delta),
+            Message::Page(direction) => self.step(direction * self.list.page_rows()),
             Message::Reply => {
                 return (
                     Task::none(),
@@ -291,7 +293,7 @@ impl Mailbox {
         let first = self
             .folders
             .iter()
-            .find(|f| f.role == Some(wardmail::imap::Role::Inbox))
+            .find(|f| f.role == Some(Role::Inbox))
             .or_else(|| self.folders.iter().find(|f| f.selectable));
         match first.map(|f| f.id) {
             Some(id) => self.select_folder(id),
@@ -317,6 +319,7 @@ impl Mailbox {
             return Task::none();
         };
         self.reader = None;
+        self.status.clear_notice();
         self.list
             .show(folder, &self.session.store)
             .map(Message::List)
@@ -361,6 +364,11 @@ impl Mailbox {
             tasks.push(self.set_flag(folder, row.uid, SEEN, true, Change::ReadState));
         }
         Task::batch(tasks)
+    }
+
+    fn step(&mut self, delta: i64) -> Task<Message> {
+        let (task, event) = self.list.step(delta);
+        Task::batch([task.map(Message::List), self.list_event(event)])
     }
 
     fn reader_message(&mut self, message: reader::Message) -> Task<Message> {
@@ -494,6 +502,14 @@ impl Mailbox {
             },
             None => None,
         };
+        // The store learns about the message in its new folder only from a
+        // sync of that folder, which updates its unread count at once.
+        let arrival = target.clone().or_else(|| {
+            self.folders
+                .iter()
+                .find(|f| f.role == Some(Role::Trash))
+                .cloned()
+        });
         self.reader = None;
         self.list.clear_selection();
         let session = self.session.clone();
@@ -508,7 +524,13 @@ impl Mailbox {
                     Some(target) => session.move_message(&folder, row.uid, &target).await,
                     None => session.delete_message(&folder, row.uid).await,
                 }
-                .map_err(Arc::new)
+                .map_err(Arc::new)?;
+                if let Some(arrival) = arrival
+                    && let Err(error) = session.sync_folder(&arrival).await
+                {
+                    tracing::warn!(folder = arrival.id, %error, "syncing the target folder failed");
+                }
+                Ok(())
             },
             move |result| Message::Changed(change, result),
         )
@@ -535,7 +557,7 @@ impl Mailbox {
         }
     }
 
-    /// The three panes under the toolbar.
+    /// Draws the three panes under the toolbar.
     pub fn view(&self) -> Element<'_, Message> {
         let current = self.list.folder().map(|f| f.id);
         let folder_pane = container(folders::view(&self.folders, current, Message::SelectFolder))
@@ -558,7 +580,8 @@ impl Mailbox {
         .into()
     }
 
-    /// The status bar, shown under every screen once an account is open.
+    /// Draws the status bar, which the window shows under every screen once
+    /// an account is open.
     pub fn view_status(&self) -> Element<'_, Message> {
         self.status.view().map(Message::Status)
     }

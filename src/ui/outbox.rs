@@ -47,7 +47,7 @@ pub enum Message {
     Close,
 }
 
-/// What the outbox tells the window.
+/// Notifications from the outbox to the window.
 #[derive(Clone, Debug)]
 pub enum Event {
     /// Back to the mailbox.
@@ -195,7 +195,7 @@ impl Outbox {
         self.load()
     }
 
-    /// The outbox screen.
+    /// Draws the outbox screen.
     pub fn view(&self) -> Element<'_, Message> {
         let idle = self.busy.is_none() && !self.busy_all;
         let header = row![
@@ -325,6 +325,6 @@ fn state_label(state: OutboxState) -> &'static str {
     }
 }
 
-fn plural(count: usize, one: &str, many: &str) -> String {
-    format!("{count} {}", if count == 1 { one } else { many })
+fn plural(count: usize, singular: &str, plural: &str) -> String {
+    format!("{count} {}", if count == 1 { singular } else { plural })
 }

@@ -23,6 +23,14 @@ pub enum Shortcut {
     Next,
     /// Up arrow: the previous message.
     Previous,
+    /// Page Down.
+    PageDown,
+    /// Page Up.
+    PageUp,
+    /// Home: the newest message.
+    First,
+    /// End: the oldest message.
+    Last,
     /// F5.
     Sync,
     /// Escape.
@@ -70,6 +78,10 @@ fn shortcut(event: keyboard::Event) -> Option<Shortcut> {
         Key::Named(Named::Delete) => Some(Shortcut::Delete),
         Key::Named(Named::ArrowDown) => Some(Shortcut::Next),
         Key::Named(Named::ArrowUp) => Some(Shortcut::Previous),
+        Key::Named(Named::PageDown) => Some(Shortcut::PageDown),
+        Key::Named(Named::PageUp) => Some(Shortcut::PageUp),
+        Key::Named(Named::Home) => Some(Shortcut::First),
+        Key::Named(Named::End) => Some(Shortcut::Last),
         Key::Named(Named::F5) => Some(Shortcut::Sync),
         Key::Named(Named::Escape) => Some(Shortcut::Escape),
         _ => None,

@@ -2,7 +2,7 @@
 //! plain words with its technical detail one click away, and short
 //! notices ("Message sent").
 
-use iced::widget::{column, container, row, space, text};
+use iced::widget::{column, container, row, text};
 use iced::{Element, Fill};
 
 use wardmail::imap::ImapError;
@@ -38,7 +38,7 @@ impl Problem {
         }
     }
 
-    /// A problem from the local store alone.
+    /// Describes a failure of the local store while doing `action`.
     pub fn store(action: &str, error: &SyncError) -> Problem {
         Problem {
             summary: format!("{action} failed: the local mail store could not be read."),
@@ -48,8 +48,8 @@ impl Problem {
     }
 }
 
-/// Whether an error means the server is unreachable (as opposed to
-/// refusing something).
+/// Returns whether an error means the server is unreachable, as opposed
+/// to rejecting a request.
 pub fn is_offline(error: &SessionError) -> bool {
     match error {
         SessionError::Net(_) => true,
@@ -62,21 +62,39 @@ pub fn is_offline(error: &SessionError) -> bool {
     }
 }
 
-/// The plain-words half of a problem: what the user can do about it.
+/// Returns what the user can do about `error`, in plain words.
 fn advice(error: &SessionError) -> &'static str {
+    const LOGIN: &str =
+        "the server rejected the user name or password. Check them in Account settings.";
     match error {
         _ if is_offline(error) => {
             "the mail server cannot be reached. Mail already downloaded stays readable, and Wardmail tries again."
         }
         SessionError::Imap(ImapError::LoginFailed { .. })
-        | SessionError::Sync(SyncError::Imap(ImapError::LoginFailed { .. }))
-        | SessionError::Smtp(SmtpError::LoginFailed { .. }) => {
-            "the server rejected the user name or password. Check them in Account settings."
+        | SessionError::Sync(SyncError::Imap(ImapError::LoginFailed { .. })) => LOGIN,
+        SessionError::Smtp(smtp) | SessionError::Outbox(OutboxError::Smtp(smtp)) => match smtp {
+            SmtpError::LoginFailed { .. } => LOGIN,
+            SmtpError::Address { .. } => "an address cannot be used. Check the recipients.",
+            SmtpError::Refused { .. } => {
+                "the mail server refused the message or one of its recipients; the details name which."
+            }
+            SmtpError::Uncertain { .. } => {
+                "the connection failed after the message was handed over, so it may have been sent."
+            }
+            SmtpError::Net(_) => "the mail server cannot be reached.",
+        },
+        SessionError::Outbox(OutboxError::SentCopy(_)) => {
+            "the message was sent, but its copy in the Sent folder was not saved."
+        }
+        SessionError::Outbox(OutboxError::NeedsConfirmation) => {
+            "the message may already have been sent. Use \"Send again\" in the Outbox to send it anyway."
         }
         SessionError::Secret(_) => {
             "the system keyring could not be used. Make sure it is running and unlocked."
         }
-        SessionError::Store(_) | SessionError::Sync(SyncError::Store(_) | SyncError::Worker(_)) => {
+        SessionError::Store(_)
+        | SessionError::Sync(SyncError::Store(_) | SyncError::Worker(_))
+        | SessionError::Outbox(OutboxError::Store(_)) => {
             "the local mail store could not be read or written."
         }
         SessionError::NoRole(_) => "the server has no folder for this.",
@@ -84,7 +102,7 @@ fn advice(error: &SessionError) -> &'static str {
     }
 }
 
-/// What the full sync is doing.
+/// Progress of the full sync.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum SyncState {
     /// No sync has run yet.
@@ -146,7 +164,7 @@ impl StatusBar {
         }
     }
 
-    /// Whether a full sync is running.
+    /// Returns whether a full sync is running.
     pub fn is_syncing(&self) -> bool {
         matches!(self.sync, SyncState::Running { .. })
     }
@@ -208,6 +226,11 @@ impl StatusBar {
         self.notice = Some(notice.into());
     }
 
+    /// Removes the notice, once the user has moved on.
+    pub fn clear_notice(&mut self) {
+        self.notice = None;
+    }
+
     fn sync_text(&self) -> String {
         match &self.sync {
             SyncState::Never => String::new(),
@@ -237,7 +260,8 @@ impl StatusBar {
         }
     }
 
-    /// The bar along the bottom of the window.
+    /// Draws the bar along the bottom of the window. The last problem gets
+    /// a line of its own so that it can wrap.
     pub fn view(&self) -> Element<'_, Message> {
         let mut line = row![].spacing(16).align_y(iced::Center);
         line = line.push(text(self.sync_text()).size(style::SMALL));
@@ -249,24 +273,26 @@ impl StatusBar {
         if let Some(notice) = &self.notice {
             line = line.push(text(notice).size(style::SMALL).style(style::success_text));
         }
-        line = line.push(space::horizontal());
 
-        let mut bar = column![].spacing(4);
+        let mut bar = column![line].spacing(4);
         if let Some(problem) = &self.problem {
             let label = if self.show_detail {
                 "Hide details"
             } else {
                 "Details"
             };
-            line = line
-                .push(
+            bar = bar.push(
+                row![
                     text(&problem.summary)
                         .size(style::SMALL)
-                        .style(style::error_text),
-                )
-                .push(style::tool(label, Some(Message::ToggleDetail)))
-                .push(style::tool("Dismiss", Some(Message::Dismiss)));
-            bar = bar.push(line);
+                        .style(style::error_text)
+                        .width(Fill),
+                    style::tool(label, Some(Message::ToggleDetail)),
+                    style::tool("Dismiss", Some(Message::Dismiss)),
+                ]
+                .spacing(8)
+                .align_y(iced::Center),
+            );
             if self.show_detail {
                 bar = bar.push(
                     container(text(&problem.detail).size(style::SMALL))
@@ -275,8 +301,6 @@ impl StatusBar {
                         .style(style::alert),
                 );
             }
-        } else {
-            bar = bar.push(line);
         }
         container(bar)
             .padding([4, 10])
@@ -316,6 +340,22 @@ mod tests {
         let problem = Problem::new("Sync", &error);
         assert!(!problem.offline);
         assert!(problem.summary.contains("Account settings"));
+    }
+
+    #[test]
+    fn refused_recipient_says_so() {
+        let refused = SmtpError::Refused {
+            stage: "recipient x@partner.example".into(),
+            reason: "550".into(),
+        };
+        let problem = Problem::new("Sending", &SessionError::Outbox(OutboxError::Smtp(refused)));
+        assert!(!problem.offline);
+        assert!(
+            problem
+                .summary
+                .contains("refused the message or one of its recipients")
+        );
+        assert!(problem.detail.contains("x@partner.example"));
     }
 
     #[test]

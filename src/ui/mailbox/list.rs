@@ -5,7 +5,7 @@
 //! of a top spacer, the rows in and near the viewport, and a bottom spacer,
 //! with a total height of `count × ROW_HEIGHT`. Rows come from the store in
 //! windows of [`WINDOW`] rows, loaded in a task when the viewport leaves
-//! the cached window; rows not loaded yet are drawn as placeholders.
+//! the cached window. Rows not loaded yet are drawn as placeholders.
 
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ const MARGIN: u32 = 4;
 /// Viewport height assumed until the scrollable reports its size.
 const INITIAL_HEIGHT: f32 = 1_200.0;
 
-/// Longest sender or subject drawn, in characters.
+/// Maximum length of a drawn sender or subject, in characters.
 const MAX_CHARS: usize = 160;
 
 /// The scrollable's id, for keeping the selection in view.
@@ -52,6 +52,9 @@ pub struct MessageList {
     scroll_y: f32,
     height: f32,
     selected: Option<Selection>,
+    /// A row to select as soon as its window is loaded, after a keyboard
+    /// jump to a row that was not loaded yet.
+    pending_selection: Option<u32>,
 }
 
 /// The selected row.
@@ -81,7 +84,7 @@ pub enum Message {
     Clicked(u32),
 }
 
-/// What the list tells the mailbox.
+/// Notifications from the list to the mailbox.
 #[derive(Clone, Debug)]
 pub enum Event {
     /// Open this message.
@@ -102,6 +105,7 @@ impl Default for MessageList {
             scroll_y: 0.0,
             height: INITIAL_HEIGHT,
             selected: None,
+            pending_selection: None,
         }
     }
 }
@@ -143,12 +147,12 @@ impl MessageList {
         self.load(offset, store)
     }
 
-    /// The folder on show.
+    /// Returns the folder on show.
     pub fn folder(&self) -> Option<&Folder> {
         self.folder.as_ref()
     }
 
-    /// The selected row, if it is loaded.
+    /// Returns the selected row, if it is loaded.
     pub fn selected_row(&self) -> Option<&ListRow> {
         let selection = self.selected?;
         self.row(selection.index)
@@ -175,8 +179,9 @@ impl MessageList {
         }
         let current = self.selected.map_or(-1, |s| i64::from(s.index));
         let last = i64::from(self.count) - 1;
-        let index = (current + delta).clamp(0, last) as u32;
+        let index = current.saturating_add(delta).clamp(0, last) as u32;
         let event = self.select(index);
+        self.pending_selection = if event.is_none() { Some(index) } else { None };
 
         let top = index as f32 * ROW_HEIGHT;
         let task = if top < self.scroll_y {
@@ -187,6 +192,11 @@ impl MessageList {
             Task::none()
         };
         (task, event)
+    }
+
+    /// Rows in one screenful, for Page Up and Page Down.
+    pub fn page_rows(&self) -> i64 {
+        ((self.height / ROW_HEIGHT).floor() as i64 - 1).max(1)
     }
 
     fn select(&mut self, index: u32) -> Option<Event> {
@@ -207,7 +217,7 @@ impl MessageList {
         (self.scroll_y / ROW_HEIGHT).floor().max(0.0) as u32
     }
 
-    /// The rows drawn: those in the viewport plus a margin.
+    /// Returns the range of rows drawn: those in the viewport plus a margin.
     fn drawn_range(&self) -> (u32, u32) {
         let first = self.first_visible();
         let visible = (self.height / ROW_HEIGHT).ceil() as u32 + 1;
@@ -216,7 +226,8 @@ impl MessageList {
         (start, end)
     }
 
-    /// The offset of a window that holds `first` with room to scroll up.
+    /// Returns the offset of a window that contains `first`, with room to
+    /// scroll up.
     fn window_for(&self, first: u32) -> u32 {
         first.saturating_sub(WINDOW / 3)
     }
@@ -298,13 +309,20 @@ impl MessageList {
                             uid: selection.uid,
                         });
                 }
-                (Task::none(), None)
+                let pending_selection = self
+                    .pending_selection
+                    .filter(|index| self.row(*index).is_some());
+                let event = pending_selection.and_then(|index| {
+                    self.pending_selection = None;
+                    self.select(index)
+                });
+                (Task::none(), event)
             }
             Err(error) => (Task::none(), Some(Event::Failed(error))),
         }
     }
 
-    /// The list pane.
+    /// Draws the list pane.
     pub fn view(&self) -> Element<'_, Message> {
         if self.folder.is_none() {
             return center(text("Choose a folder on the left.").style(style::muted_text)).into();
@@ -407,8 +425,8 @@ impl MessageList {
     }
 }
 
-/// A text that takes the remaining width of its row and is cut off at its
-/// edge instead of running into the next column.
+/// Wraps a text so that it takes the remaining width of its row and is cut
+/// off at its edge instead of running into the next column.
 fn cell<'a>(content: text::Text<'a>) -> Element<'a, Message> {
     container(content.wrapping(text::Wrapping::None))
         .width(Fill)
@@ -416,7 +434,8 @@ fn cell<'a>(content: text::Text<'a>) -> Element<'a, Message> {
         .into()
 }
 
-/// The display name of a "Name <address>" sender, or the address alone.
+/// Returns the display name of a "Name <address>" sender, or the address
+/// alone.
 fn display_name(sender: &str) -> &str {
     match sender.rsplit_once(" <") {
         Some((name, _)) if !name.trim().is_empty() => name.trim().trim_matches('"'),
@@ -524,6 +543,18 @@ mod tests {
         assert!(matches!(event, Some(Event::Open(ref row)) if row.uid == 2));
         let (_, event) = list.step(-1);
         assert!(matches!(event, Some(Event::Open(ref row)) if row.uid == 1));
+    }
+
+    #[test]
+    fn jump_opens_row_once_loaded() {
+        let mut list = list_with(100_000, 0);
+        let (_, event) = list.step(i64::MAX);
+        assert!(event.is_none());
+        assert_eq!(list.pending_selection, Some(99_999));
+        let generation = list.generation;
+        let (_, event) = list.loaded(generation, 99_800, Ok((100_000, rows(99_800..100_000))));
+        assert!(matches!(event, Some(Event::Open(ref row)) if row.uid == 99_999));
+        assert_eq!(list.pending_selection, None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub struct Loaded {
     pub parsed: Arc<ParsedMessage>,
 }
 
-/// Where saving an attachment ended.
+/// The outcome of saving an attachment.
 #[derive(Clone, Debug)]
 pub enum SaveOutcome {
     /// Written to this file.
@@ -47,7 +47,7 @@ pub enum Message {
     AttachmentSaved(usize, SaveOutcome),
 }
 
-/// What the reader tells the mailbox.
+/// Notifications from the reader to the mailbox.
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A short notice for the status bar.
@@ -83,7 +83,7 @@ pub struct Reader {
 impl Reader {
     /// Starts loading a message. With `own_connection`, the body is fetched
     /// over a new connection instead of the session's shared one, which a
-    /// running full sync holds until it ends.
+    /// running full sync keeps locked until it ends.
     pub fn open(
         session: &Arc<Session>,
         folder: Folder,
@@ -104,7 +104,7 @@ impl Reader {
         )
     }
 
-    /// The loaded message, for replying and forwarding.
+    /// Returns the loaded message, for replying and forwarding.
     pub fn loaded(&self) -> Option<&Loaded> {
         match &self.state {
             State::Ready(ready) => Some(&ready.message),
@@ -189,7 +189,7 @@ impl Reader {
         event
     }
 
-    /// The pane below the message toolbar.
+    /// Draws the pane below the message toolbar.
     pub fn view(&self) -> Element<'_, Message> {
         match &self.state {
             State::Loading => centered_note("Loading the message…"),

@@ -1,0 +1,237 @@
+//! Drawing of the composer.
+
+use iced::widget::text_editor::{Binding, KeyPress};
+use iced::widget::{
+    Column, Id, button, column, container, row, space, text, text_editor, text_input,
+};
+use iced::{Element, Fill, keyboard};
+
+use super::{BODY, Composer, Field, Message, State, TO};
+use crate::ui::{format, style};
+
+impl Composer {
+    /// Draws the composer screen.
+    pub fn view(&self) -> Element<'_, Message> {
+        let mut page = Column::new().spacing(10).padding(16).height(Fill);
+        // Optional parts always take their slot, empty when unused. The
+        // inputs below then keep their position in the widget tree, and with
+        // it their focus (see `field`).
+        page = page.push(self.header());
+        page = page.push(self.notes().unwrap_or_else(|| space().into()));
+        page = page.push(
+            row![label("From"), text(self.from.to_string())]
+                .spacing(8)
+                .align_y(iced::Center),
+        );
+        for (field, name, value) in [
+            (Field::To, "To", &self.to),
+            (Field::Cc, "Cc", &self.cc),
+            (Field::Bcc, "Bcc", &self.bcc),
+            (Field::Subject, "Subject", &self.subject),
+        ] {
+            page = page.push(self.field(field, name, value));
+        }
+        page = page.push(self.attachment_list());
+
+        let editable = self.is_editable();
+        let body = text_editor(&self.body)
+            .placeholder("Write your message here.")
+            .on_action(Message::Body)
+            .key_binding(move |press| send_binding(press, editable))
+            .id(BODY)
+            .height(Fill)
+            .padding(10)
+            .style(style::editor);
+        page.push(body).into()
+    }
+
+    fn header(&self) -> Element<'_, Message> {
+        let editing = self.is_editable();
+        let can_send = match &self.state {
+            State::Editing => true,
+            State::Queued { uncertain, .. } => !uncertain,
+            State::Sending => false,
+        };
+        let send_label = if matches!(self.state, State::Queued { .. }) {
+            "Retry (Ctrl+Enter)"
+        } else {
+            "Send (Ctrl+Enter)"
+        };
+        let busy = matches!(self.state, State::Sending) || self.saving_draft;
+        let mut bar = row![
+            text(self.title).size(style::HEADING).font(style::BOLD),
+            space::horizontal(),
+            button(text(send_label))
+                .padding([6, 14])
+                .style(button::primary)
+                .on_press_maybe(can_send.then_some(Message::Send)),
+            style::tool(
+                "Save draft",
+                (editing && !busy).then_some(Message::SaveDraft)
+            ),
+            style::tool("Attach file…", editing.then_some(Message::Attach)),
+        ]
+        .spacing(8)
+        .align_y(iced::Center);
+        if matches!(
+            self.state,
+            State::Queued {
+                uncertain: true,
+                ..
+            }
+        ) {
+            bar = bar.push(style::tool("Open Outbox", Some(Message::OpenOutbox)));
+        }
+        bar = bar.push(style::tool(
+            "Close",
+            (!matches!(self.state, State::Sending)).then_some(Message::Close),
+        ));
+        bar.into()
+    }
+
+    fn notes(&self) -> Option<Element<'_, Message>> {
+        if self.confirm_close {
+            let ask = row![
+                text("Close without saving? What you wrote is lost.").width(Fill),
+                button(text("Discard").size(style::SMALL))
+                    .style(button::danger)
+                    .on_press(Message::Discard),
+                style::tool("Save draft", Some(Message::SaveDraft)),
+                style::tool("Keep editing", Some(Message::KeepEditing)),
+            ]
+            .spacing(8)
+            .align_y(iced::Center);
+            return Some(
+                container(ask)
+                    .padding(8)
+                    .width(Fill)
+                    .style(style::note)
+                    .into(),
+            );
+        }
+        if let State::Queued {
+            summary, detail, ..
+        } = &self.state
+        {
+            let block = column![
+                text(summary),
+                text(detail).size(style::SMALL).style(style::muted_text)
+            ]
+            .spacing(4);
+            return Some(
+                container(block)
+                    .padding(8)
+                    .width(Fill)
+                    .style(style::alert)
+                    .into(),
+            );
+        }
+        if matches!(self.state, State::Sending) {
+            return Some(text("Sending…").style(style::muted_text).into());
+        }
+        if let Some(problem) = &self.problem {
+            return Some(
+                container(text(problem))
+                    .padding(8)
+                    .width(Fill)
+                    .style(style::alert)
+                    .into(),
+            );
+        }
+        if self.saving_draft {
+            return Some(text("Saving the draft…").style(style::muted_text).into());
+        }
+        self.draft_note
+            .as_ref()
+            .map(|note| text(note).style(style::success_text).into())
+    }
+
+    fn field<'a>(&'a self, field: Field, name: &'a str, value: &'a str) -> Element<'a, Message> {
+        let error = self.error(field);
+        let placeholder = match field {
+            Field::Subject => "",
+            _ => "name@example.org, another@example.org",
+        };
+        let input = text_input(placeholder, value)
+            .on_input_maybe(
+                self.is_editable()
+                    .then_some(move |value| Message::Edit(field, value)),
+            )
+            .id(match field {
+                Field::To => TO,
+                Field::Cc => Id::new("composer-cc"),
+                Field::Bcc => Id::new("composer-bcc"),
+                Field::Subject => Id::new("composer-subject"),
+            })
+            .padding(6)
+            .style(if error.is_some() {
+                style::invalid_input
+            } else {
+                style::input
+            });
+        // The widget tree keeps the same shape with and without an error,
+        // because iced matches widget state (focus, caret) by position. A
+        // changing shape would drop the focus while the user types.
+        let line = row![label(name), input].spacing(8).align_y(iced::Center);
+        let note = row![space().width(LABEL_WIDTH + 8.0), style::field_error(error)];
+        column![line, note].into()
+    }
+
+    fn attachment_list(&self) -> Element<'_, Message> {
+        if self.attachments.is_empty() {
+            return space().into();
+        }
+        let editable = self.is_editable();
+        let mut chips = row![].spacing(8);
+        for (position, file) in self.attachments.iter().enumerate() {
+            let chip = row![
+                text(format!(
+                    "{} ({})",
+                    format::clip(&file.filename, 60),
+                    format::size(file.data.len())
+                ))
+                .size(style::SMALL),
+                style::tool(
+                    "Remove",
+                    editable.then_some(Message::RemoveAttachment(position))
+                ),
+            ]
+            .spacing(6)
+            .align_y(iced::Center);
+            chips = chips.push(container(chip).padding([2, 8]).style(style::frame));
+        }
+        row![label("Attached"), chips.wrap().vertical_spacing(6)]
+            .spacing(8)
+            .into()
+    }
+}
+
+/// The label column, wide enough for "Attached" in bold.
+const LABEL_WIDTH: f32 = 84.0;
+
+fn label(name: &str) -> Element<'_, Message> {
+    text(name).font(style::BOLD).width(LABEL_WIDTH).into()
+}
+
+/// Maps Ctrl+Enter in the text to Send. Every other key keeps its default
+/// binding, but edits are ignored while the message is queued.
+fn send_binding(press: KeyPress, editable: bool) -> Option<Binding<Message>> {
+    let enter = matches!(press.key, keyboard::Key::Named(keyboard::key::Named::Enter));
+    if enter
+        && press.modifiers.command()
+        && matches!(press.status, text_editor::Status::Focused { .. })
+    {
+        return Some(Binding::Custom(Message::Send));
+    }
+    let binding = Binding::from_key_press(press)?;
+    let edits = matches!(
+        binding,
+        Binding::Insert(_)
+            | Binding::Enter
+            | Binding::Backspace
+            | Binding::Delete
+            | Binding::Paste
+            | Binding::Cut
+    );
+    (editable || !edits).then_some(binding)
+}

@@ -290,6 +290,28 @@ impl Draft {
     /// to the SMTP client instead.
     pub fn to_mime(&self, message_id: &str, date_unix: i64) -> Result<Vec<u8>, ComposeError> {
         self.validate()?;
+        self.write(message_id, date_unix, false)
+    }
+
+    /// Writes the draft for the Drafts folder. Unlike [`Draft::to_mime`]
+    /// it accepts a draft without recipients, and it keeps the Bcc header,
+    /// so that reopening the draft loses nothing.
+    pub fn to_draft_mime(&self, message_id: &str, date_unix: i64) -> Result<Vec<u8>, ComposeError> {
+        if !is_valid_email(&self.from.email) {
+            return Err(ComposeError::InvalidFrom {
+                email: self.from.email.clone(),
+            });
+        }
+        self.attachments.iter().try_for_each(validate_attachment)?;
+        self.write(message_id, date_unix, true)
+    }
+
+    fn write(
+        &self,
+        message_id: &str,
+        date_unix: i64,
+        keep_bcc: bool,
+    ) -> Result<Vec<u8>, ComposeError> {
         let message_id = strip_angle_brackets(message_id);
         if !is_valid_message_id(message_id) {
             return Err(ComposeError::InvalidMessageId {
@@ -306,6 +328,9 @@ impl Draft {
         }
         if !self.cc.is_empty() {
             builder = builder.cc(builder_list(&self.cc));
+        }
+        if keep_bcc && !self.bcc.is_empty() {
+            builder = builder.bcc(builder_list(&self.bcc));
         }
         if !self.subject.trim().is_empty() {
             builder = builder.subject(single_line(&self.subject));
@@ -1131,6 +1156,26 @@ mod tests {
             ..sendable()
         };
         assert_eq!(bcc_only.validate(), Ok(()));
+    }
+
+    #[test]
+    fn draft_mime_allows_no_recipients() {
+        let mut draft = Draft {
+            from: Address::new(None, "ann@example.org"),
+            body: "unfinished".into(),
+            ..Draft::default()
+        };
+        assert_eq!(
+            draft.to_mime("<d1@example.org>", 0),
+            Err(ComposeError::NoRecipients)
+        );
+        assert!(draft.to_draft_mime("<d1@example.org>", 0).is_ok());
+
+        draft.bcc = vec![Address::new(None, "audit@example.org")];
+        let sent = String::from_utf8(draft.to_mime("<d1@example.org>", 0).unwrap()).unwrap();
+        assert!(!sent.contains("audit@example.org"), "{sent}");
+        let saved = String::from_utf8(draft.to_draft_mime("<d1@example.org>", 0).unwrap()).unwrap();
+        assert!(saved.contains("Bcc: <audit@example.org>\r\n"), "{saved}");
     }
 
     #[test]

@@ -146,8 +146,8 @@ mod tests {
     #[test]
     fn entry_names_are_pinned() {
         assert_eq!(
-            KeyringEntry::password("p1", "ann_example.org").name(),
-            "p1/account/ann_example.org/password"
+            KeyringEntry::password("p1", "acct-0123456789ab").name(),
+            "p1/account/acct-0123456789ab/password"
         );
         assert_eq!(KeyringEntry::store_key("p1").name(), "p1/store-key");
     }

@@ -139,20 +139,37 @@ impl Session {
         result
     }
 
-    /// Syncs every folder.
+    /// Syncs every folder. The shared connection is released between
+    /// folders, so that flag changes and moves made meanwhile do not wait
+    /// for the whole account.
     pub async fn sync(
         &self,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Vec<FolderReport>, SessionError> {
-        let result = async {
+        let listed = async {
             let mut connection = self.shared().await?;
-            Ok(
-                sync::sync_account(&mut connection, &self.store, &self.account.id, progress)
-                    .await?,
-            )
+            let account = &self.account.id;
+            Ok(sync::sync_folder_list(&mut connection, &self.store, account, progress).await?)
         }
         .await;
-        self.with_reset(result).await
+        let folders = self.with_reset(listed).await?;
+        let mut reports = Vec::with_capacity(folders.len());
+        for (index, folder) in folders.iter().enumerate() {
+            let name = folder.name.clone();
+            progress(Progress::Folder {
+                name,
+                position: index + 1,
+                of: folders.len(),
+            });
+            let result = async {
+                let mut connection = self.shared().await?;
+                Ok(sync::sync_folder(&mut connection, &self.store, folder, progress).await?)
+            }
+            .await;
+            reports.push(self.with_reset(result).await?);
+        }
+        tracing::info!(account = %self.account.id, folders = reports.len(), "sync done");
+        Ok(reports)
     }
 
     /// Syncs one folder.
@@ -294,6 +311,12 @@ impl Session {
         Ok(outbox::flush(&self.store, &self.account, &self.password, &self.tls).await?)
     }
 
+    /// Discards an outbox entry without sending it.
+    pub async fn discard_outbox(&self, id: i64) -> Result<(), SessionError> {
+        tracing::info!(account = %self.account.id, outbox = id, "outbox entry discarded");
+        Ok(blocking(&self.store, move |s| s.outbox_remove(id)).await?)
+    }
+
     /// Resends one entry, including an uncertain one when `confirmed`.
     pub async fn resend(&self, id: i64, confirmed: bool) -> Result<(), SessionError> {
         let account = self.account.id.clone();
@@ -358,10 +381,26 @@ pub async fn save_account(
     account: Account,
     password: Secret,
 ) -> Result<Config, SessionError> {
+    replace_account(profile, None, account, password).await
+}
+
+/// Saves an edited account. When its id changed (the address was edited),
+/// the old entry and its keyring password are removed, so the profile does
+/// not keep a stale copy.
+pub async fn replace_account(
+    profile: Profile,
+    previous_id: Option<String>,
+    account: Account,
+    password: Secret,
+) -> Result<Config, SessionError> {
     unblock(move || {
         account.validate()?;
         let mut config = profile.load()?;
         KeyringEntry::password(&config.profile_id, &account.id).store(&password)?;
+        if let Some(previous) = previous_id.filter(|previous| *previous != account.id) {
+            config.accounts.retain(|a| a.id != previous);
+            KeyringEntry::password(&config.profile_id, &previous).delete()?;
+        }
         config.upsert(account);
         profile.save(&config)?;
         Ok(config)

@@ -675,6 +675,14 @@ impl Store {
             .map_err(sql("updating the outbox"))
     }
 
+    /// Removes an outbox entry for good (the user discarded it).
+    pub fn outbox_remove(&self, id: i64) -> Result<(), StoreError> {
+        self.db()
+            .execute("DELETE FROM outbox WHERE id = ?1", [id])
+            .map(drop)
+            .map_err(sql("removing a message from the outbox"))
+    }
+
     /// Outbox entries of an account that are not done, oldest first.
     pub fn outbox(&self, account: &str) -> Result<Vec<OutboxEntry>, StoreError> {
         let db = self.db();

@@ -92,6 +92,28 @@ pub async fn sync_account(
     account: &str,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Vec<FolderReport>, SyncError> {
+    let folders = sync_folder_list(connection, store, account, progress).await?;
+    let mut reports = Vec::with_capacity(folders.len());
+    for (index, folder) in folders.iter().enumerate() {
+        progress(Progress::Folder {
+            name: folder.name.clone(),
+            position: index + 1,
+            of: folders.len(),
+        });
+        reports.push(sync_folder(connection, store, folder, progress).await?);
+    }
+    tracing::info!(account, folders = reports.len(), "sync done");
+    Ok(reports)
+}
+
+/// Saves the server's folder list and returns the selectable folders in
+/// display order.
+pub async fn sync_folder_list(
+    connection: &mut Connection,
+    store: &Arc<Store>,
+    account: &str,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Vec<Folder>, SyncError> {
     let remote = connection.folders().await?;
     progress(Progress::Folders {
         count: remote.len(),
@@ -100,18 +122,7 @@ pub async fn sync_account(
     blocking(store, move |s| s.save_folders(&account_id, &remote)).await?;
     let account_id = account.to_owned();
     let folders = blocking(store, move |s| s.folders(&account_id)).await?;
-    let selectable: Vec<Folder> = folders.into_iter().filter(|f| f.selectable).collect();
-    let mut reports = Vec::with_capacity(selectable.len());
-    for (index, folder) in selectable.iter().enumerate() {
-        progress(Progress::Folder {
-            name: folder.name.clone(),
-            position: index + 1,
-            of: selectable.len(),
-        });
-        reports.push(sync_folder(connection, store, folder, progress).await?);
-    }
-    tracing::info!(account, folders = reports.len(), "sync done");
-    Ok(reports)
+    Ok(folders.into_iter().filter(|f| f.selectable).collect())
 }
 
 /// Syncs one folder: new messages, flag changes and expunges.

@@ -198,3 +198,31 @@ async fn saved_password_is_in_keyring_not_file() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changed_address_replaces_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = Profile::locate(Some(dir.path())).unwrap();
+    let old = support::account("acc-old");
+    wardmail::session::save_account(profile.clone(), old.clone(), support::password())
+        .await
+        .unwrap();
+    let new = support::account("acc-new");
+    let config = wardmail::session::replace_account(
+        profile.clone(),
+        Some(old.id.clone()),
+        new.clone(),
+        support::password(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(config.accounts, vec![new]);
+    let old_entry = KeyringEntry::password(&config.profile_id, &old.id);
+    let lookup = tokio::task::spawn_blocking(move || old_entry.read())
+        .await
+        .unwrap();
+    assert!(
+        matches!(lookup, Err(wardmail::secret::SecretError::Missing { .. })),
+        "{lookup:?}"
+    );
+}

@@ -343,7 +343,7 @@ impl Composer {
                 Task::perform(
                     async move {
                         let recipients = draft.envelope_recipients();
-                        let raw = build(draft, message_id.clone())
+                        let raw = build(draft, message_id.clone(), Purpose::Send)
                             .await
                             .map_err(SendFailure::Compose)?;
                         submit(session, message_id, Arc::new(raw), recipients).await
@@ -412,20 +412,15 @@ impl Composer {
         let Some(draft) = self.draft() else {
             return Task::none();
         };
-        // NOTE: `Draft::to_mime` rejects a draft without recipients, so a
-        // draft cannot be saved before one is added. A core builder for
-        // drafts that skips the recipient check would lift this.
-        if draft.to.is_empty() && draft.cc.is_empty() && draft.bcc.is_empty() {
-            self.problem = Some("Add at least one recipient before saving the draft.".to_owned());
-            return Task::none();
-        }
         self.saving_draft = true;
         self.draft_note = None;
         let session = self.session.clone();
         let message_id = compose::new_message_id(&session.account.domain());
         Task::perform(
             async move {
-                let raw = build(draft, message_id).await.map_err(SessionError::Task)?;
+                let raw = build(draft, message_id, Purpose::Draft)
+                    .await
+                    .map_err(SessionError::Task)?;
                 session.save_draft(&raw).await
             },
             |result| Message::DraftSaved(result.map_err(Arc::new)),
@@ -481,13 +476,24 @@ fn writing_space(body: &str) -> String {
     }
 }
 
+/// What a built message is for: sending drops Bcc and needs a recipient,
+/// a draft keeps everything.
+#[derive(Clone, Copy)]
+enum Purpose {
+    Send,
+    Draft,
+}
+
 /// Builds the MIME message on the blocking pool (attachments can be large).
-async fn build(draft: Draft, message_id: String) -> Result<Vec<u8>, String> {
+async fn build(draft: Draft, message_id: String, purpose: Purpose) -> Result<Vec<u8>, String> {
     let date = format::now();
-    tokio::task::spawn_blocking(move || draft.to_mime(&message_id, date))
-        .await
-        .map_err(|e| format!("cannot build the message: {e}"))?
-        .map_err(|e| e.to_string())
+    tokio::task::spawn_blocking(move || match purpose {
+        Purpose::Send => draft.to_mime(&message_id, date),
+        Purpose::Draft => draft.to_draft_mime(&message_id, date),
+    })
+    .await
+    .map_err(|e| format!("cannot build the message: {e}"))?
+    .map_err(|e| e.to_string())
 }
 
 async fn submit(

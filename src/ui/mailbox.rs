@@ -526,9 +526,10 @@ impl Mailbox {
                 }
                 .map_err(Arc::new)?;
                 if let Some(arrival) = arrival
-                    && let Err(error) = session.sync_folder(&arrival).await
+                    && session.sync_folder(&arrival).await.is_err()
                 {
-                    tracing::warn!(folder = arrival.id, %error, "syncing the target folder failed");
+                    // The error can name the login, so only the folder id is logged.
+                    tracing::warn!(folder = arrival.id, "syncing the target folder failed");
                 }
                 Ok(())
             },

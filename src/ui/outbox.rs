@@ -39,6 +39,12 @@ pub enum Message {
     Resend(i64),
     /// A retry or resend ended.
     Done(i64, Result<(), Arc<SessionError>>),
+    /// Ask before discarding an entry.
+    AskDiscard(i64),
+    /// Discard an entry without sending it.
+    Discard(i64),
+    /// Discarding ended.
+    Discarded(Result<(), Arc<SessionError>>),
     /// Retry every entry that certainly was not sent.
     RetryAll,
     /// Retrying every entry ended.
@@ -62,6 +68,7 @@ pub struct Outbox {
     busy: Option<i64>,
     busy_all: bool,
     confirm: Option<i64>,
+    confirm_discard: Option<i64>,
     notice: Option<String>,
     problem: Option<status::Problem>,
 }
@@ -75,6 +82,7 @@ impl Outbox {
             busy: None,
             busy_all: false,
             confirm: None,
+            confirm_discard: None,
             notice: None,
             problem: None,
         };
@@ -126,10 +134,17 @@ impl Outbox {
             }
             Message::CancelResend => {
                 self.confirm = None;
+                self.confirm_discard = None;
                 Task::none()
             }
             Message::Resend(id) => self.resend(id, true),
             Message::Done(id, result) => self.done(id, result),
+            Message::AskDiscard(id) => {
+                self.confirm_discard = Some(id);
+                Task::none()
+            }
+            Message::Discard(id) => self.discard(id),
+            Message::Discarded(result) => self.discarded(result),
             Message::RetryAll => self.retry_all(),
             Message::AllDone(result) => self.all_done(result),
             Message::Close => return (Task::none(), Some(Event::Closed)),
@@ -160,6 +175,23 @@ impl Outbox {
                 tracing::warn!(outbox = id, "resending failed");
                 self.problem = Some(status::Problem::new("Sending", &error));
             }
+        }
+        self.load()
+    }
+
+    fn discard(&mut self, id: i64) -> Task<Message> {
+        self.confirm_discard = None;
+        let session = self.session.clone();
+        Task::perform(
+            async move { session.discard_outbox(id).await.map_err(Arc::new) },
+            Message::Discarded,
+        )
+    }
+
+    fn discarded(&mut self, result: Result<(), Arc<SessionError>>) -> Task<Message> {
+        match result {
+            Ok(()) => self.notice = Some("Message discarded; it was not sent.".to_owned()),
+            Err(error) => self.problem = Some(status::Problem::new("Discarding", &error)),
         }
         self.load()
     }
@@ -302,7 +334,21 @@ impl Outbox {
                 idle.then_some(Message::Retry(entry.id))
             )],
         };
-        block = block.push(actions.spacing(8).align_y(iced::Center));
+        let discard: Element<'a, Message> = if self.confirm_discard == Some(entry.id) {
+            row![
+                text("Discard this message? It will not be sent.").size(style::SMALL),
+                button(text("Yes, discard").size(style::SMALL))
+                    .style(button::danger)
+                    .on_press(Message::Discard(entry.id)),
+                style::tool("No", Some(Message::CancelResend)),
+            ]
+            .spacing(8)
+            .align_y(iced::Center)
+            .into()
+        } else {
+            style::tool("Discard…", idle.then_some(Message::AskDiscard(entry.id))).into()
+        };
+        block = block.push(row![actions.spacing(8).align_y(iced::Center), discard].spacing(8));
         if busy_here {
             block = block.push(text("Sending…").size(style::SMALL).style(style::muted_text));
         }

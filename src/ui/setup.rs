@@ -432,10 +432,14 @@ impl Setup {
         self.saving = true;
         self.save_error = None;
         let profile = self.profile.clone();
+        let previous_id = match &self.mode {
+            Mode::Settings { original_id, .. } => Some(original_id.clone()),
+            Mode::Welcome => None,
+        };
         Task::perform(
             async move {
                 let password = password.resolve().await?;
-                session::save_account(profile, account, password).await
+                session::replace_account(profile, previous_id, account, password).await
             },
             |result| Message::Saved(result.map_err(Arc::new)),
         )

@@ -177,8 +177,9 @@ impl Reader {
         };
         let event = match &outcome {
             SaveOutcome::Saved(path) => Some(Event::Notice(format!("Saved {}", path.display()))),
-            SaveOutcome::Failed(error) => {
-                tracing::warn!(uid = self.uid, "saving an attachment failed: {error}");
+            SaveOutcome::Failed(_) => {
+                // The error names the file, so it stays out of the log.
+                tracing::warn!(uid = self.uid, "saving an attachment failed");
                 None
             }
             SaveOutcome::Cancelled => None,

@@ -34,7 +34,7 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("local mail store failed while {operation}: {source}")]
     Sqlite {
-        /// What was being done.
+        /// The operation that failed.
         operation: &'static str,
         /// SQLite's error.
         source: rusqlite::Error,
@@ -155,7 +155,7 @@ pub struct OutboxEntry {
     pub envelope_from: String,
     /// SMTP envelope recipients.
     pub recipients: Vec<String>,
-    /// Where it stands.
+    /// Its state.
     pub state: OutboxState,
     /// Submission attempts so far.
     pub attempts: u32,
@@ -339,7 +339,7 @@ impl Store {
         tx.commit().map_err(sql("saving folders"))
     }
 
-    /// The folders of an account with their message counts, special-use
+    /// Lists the folders of an account with their message counts, special-use
     /// folders first (inbox, drafts, sent, archive, junk, trash), then the
     /// rest by name.
     pub fn folders(&self, account: &str) -> Result<Vec<Folder>, StoreError> {
@@ -378,7 +378,7 @@ impl Store {
         Ok(folders)
     }
 
-    /// The sync state of a folder.
+    /// Reads the sync state of a folder.
     pub fn folder_state(&self, folder: i64) -> Result<FolderState, StoreError> {
         self.db()
             .query_row(
@@ -557,7 +557,7 @@ impl Store {
         tx.commit().map_err(sql("deleting messages"))
     }
 
-    /// All UIDs stored for a folder.
+    /// Lists every UID stored for a folder.
     pub fn uids(&self, folder: i64) -> Result<HashSet<u32>, StoreError> {
         let db = self.db();
         let mut statement = db
@@ -581,7 +581,7 @@ impl Store {
             .map_err(sql("counting messages"))
     }
 
-    /// A window of the message list, newest first.
+    /// Reads a window of the message list, newest first.
     pub fn list(&self, folder: i64, offset: u32, limit: u32) -> Result<Vec<ListRow>, StoreError> {
         let db = self.db();
         let mut statement = db
@@ -608,7 +608,7 @@ impl Store {
             .map_err(sql("listing messages"))
     }
 
-    /// The cached raw message, if fetched before.
+    /// Reads the cached raw message, if it was fetched before.
     pub fn body(&self, folder: i64, uid: u32) -> Result<Option<Vec<u8>>, StoreError> {
         self.db()
             .query_row(

@@ -21,33 +21,33 @@ pub fn env(name: &str) -> String {
     })
 }
 
-/// The test servers' host.
+/// Returns the test servers' host.
 pub fn host() -> String {
     env("HOST")
 }
 
-/// A port by its variable suffix ("IMAP_TLS_PORT").
+/// Returns a port by its variable suffix ("IMAP_TLS_PORT").
 pub fn port(name: &str) -> u16 {
     env(name).parse().unwrap()
 }
 
-/// The password every test user has.
+/// Returns the password every test user has.
 pub fn password() -> Secret {
     Secret::new(env("PASSWORD"))
 }
 
-/// The test CA certificate.
+/// Returns the path of the test CA certificate.
 pub fn ca_file() -> PathBuf {
     PathBuf::from(env("CA"))
 }
 
-/// A user name unique to this test process, so that reruns against the
+/// Returns a user name unique to this test process, so that reruns against the
 /// same servers start with empty mailboxes.
 pub fn user(base: &str) -> String {
     format!("{base}-{}", std::process::id())
 }
 
-/// An account for `user` (a unique name per test, so tests do not share a
+/// Returns an account for `user` (a unique name per test, so tests do not share a
 /// mailbox) with STARTTLS for both servers.
 pub fn account(user: &str) -> Account {
     let address = format!("{user}@example.org");
@@ -70,8 +70,8 @@ pub fn account(user: &str) -> Account {
     }
 }
 
-/// A fresh profile directory with `account` saved (password in the real
-/// Secret Service), opened as a session.
+/// Saves `account` in a fresh profile directory (password in the real
+/// Secret Service) and opens it as a session.
 pub async fn session(account: Account) -> (tempfile::TempDir, Session) {
     let dir = tempfile::tempdir().unwrap();
     let profile = Profile::locate(Some(dir.path())).unwrap();
@@ -130,7 +130,7 @@ pub fn save(user: &str, mailbox: &str, raw: &[u8]) {
     );
 }
 
-/// The UIDs in a mailbox, per Dovecot.
+/// Lists the UIDs in a mailbox, per Dovecot.
 pub fn uids(user: &str, mailbox: &str) -> Vec<u32> {
     doveadm(
         &[
@@ -151,7 +151,7 @@ pub fn uids(user: &str, mailbox: &str) -> Vec<u32> {
     .collect()
 }
 
-/// The header sections of every message in a mailbox, per Dovecot.
+/// Returns the header sections of every message in a mailbox, per Dovecot.
 pub fn headers(user: &str, mailbox: &str) -> String {
     doveadm(
         &[
@@ -167,7 +167,7 @@ pub fn headers(user: &str, mailbox: &str) -> String {
     )
 }
 
-/// How many messages in a mailbox carry a Message-ID, per Dovecot.
+/// Counts the messages in a mailbox that carry a Message-ID, per Dovecot.
 pub fn count_message_id(user: &str, mailbox: &str, message_id: &str) -> usize {
     let id = message_id.trim_matches(['<', '>']);
     doveadm(
@@ -234,7 +234,7 @@ pub fn postfix(action: &str) {
     assert!(status.success(), "postfix {action} failed");
 }
 
-/// A small synthetic message.
+/// Builds a small synthetic message.
 pub fn message(from: &str, to: &str, subject: &str, id: &str) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Fri, 04 Dec 2026 10:00:00 +0000\r\n\

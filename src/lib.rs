@@ -12,6 +12,7 @@ pub mod mailto;
 pub mod message;
 pub mod net;
 pub mod outbox;
+pub mod policy;
 pub mod secret;
 pub mod session;
 pub mod smtp;

@@ -9,9 +9,11 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 use wardmail::account::{Account, Profile, Security, Server, account_id};
+use wardmail::policy::{Location, POLICY_ENV};
 use wardmail::secret::Secret;
 use wardmail::session::{self, Session, SessionError};
 use wardmail::store::{ListRow, OutboxState};
@@ -19,12 +21,21 @@ use wardmail::sync::Progress;
 
 /// Wardmail: a mail client that shows how each recipient's copy travels.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    override_usage = "wardmail [OPTIONS] [MAILTO_URI]\n       wardmail [OPTIONS] <COMMAND>"
+)]
 pub struct Arguments {
     /// Profile directory holding the configuration and the local store
     /// (default: the platform's configuration and data directories).
     #[arg(long, global = true, env = "WARDMAIL_PROFILE")]
     pub profile: Option<PathBuf>,
+    /// A mailto: link (RFC 6068) to open in the composer, as the desktop
+    /// passes it when Wardmail is the mail handler. Attachment fields in it
+    /// are dropped.
+    #[arg(value_name = "MAILTO_URI", value_parser = mailto_argument)]
+    pub mailto: Option<String>,
     /// What to do; without a subcommand the window opens.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -89,6 +100,8 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         resend: Option<i64>,
     },
+    /// Show where the clinic policy is read from, and check it.
+    Policy,
 }
 
 /// Which account to use.
@@ -149,8 +162,47 @@ pub struct AddAccount {
     no_test: bool,
 }
 
+/// Parses the command line, or prints the error and exits.
+pub fn parse() -> Arguments {
+    parse_from(std::env::args_os()).unwrap_or_else(|error| error.exit())
+}
+
+fn parse_from<I, T>(arguments: I) -> Result<Arguments, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let arguments = Arguments::try_parse_from(arguments)?;
+    // clap's `args_conflicts_with_subcommands` would also forbid the global
+    // --profile before a subcommand, so this conflict is checked here.
+    if arguments.mailto.is_some() && arguments.command.is_some() {
+        return Err(Arguments::command().error(
+            ErrorKind::ArgumentConflict,
+            "a mailto: link opens the window, so it cannot be combined with a subcommand",
+        ));
+    }
+    Ok(arguments)
+}
+
+/// Accepts a `mailto:` link (any case). Everything else is rejected here,
+/// so that a mistyped subcommand gets an error instead of a window. The
+/// link's content is parsed when the window opens.
+fn mailto_argument(value: &str) -> Result<String, String> {
+    if value
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("mailto:"))
+    {
+        Ok(value.to_owned())
+    } else {
+        Err("expected a subcommand or a mailto: link; see `wardmail --help`".to_owned())
+    }
+}
+
 /// Runs a subcommand and returns the process exit code.
 pub fn run(profile: Option<PathBuf>, command: Command) -> ExitCode {
+    if let Command::Policy = command {
+        return check_policy();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -196,6 +248,42 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
             retry,
             resend,
         } => outbox(open(profile, account).await?, retry, resend).await,
+        Command::Policy => Ok(check_policy()),
+    }
+}
+
+/// Prints where the clinic policy is read from and what it contains.
+/// Fails when the file exists but cannot be loaded.
+fn check_policy() -> ExitCode {
+    let location = Location::from_env();
+    let source = if location.from_env {
+        POLICY_ENV
+    } else {
+        "system-wide"
+    };
+    match location.load() {
+        Ok(Some(policy)) => {
+            println!("clinic policy: {} ({source})", policy.path.display());
+            println!("format version: {}", wardmail::policy::FORMAT_VERSION);
+            let domains = if policy.internal_domains.is_empty() {
+                "none".to_owned()
+            } else {
+                policy.internal_domains.join(", ")
+            };
+            println!("internal domains: {domains}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!(
+                "no clinic policy: {} does not exist ({source})",
+                location.path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("wardmail: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -506,5 +594,56 @@ fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
         Err(error) => eprintln!("wardmail: cannot write JSON: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn cli_mailto_positional() {
+        let arguments = parse_from(["wardmail", "MAILTO:lab@example.org?subject=Hi"]).unwrap();
+        assert_eq!(
+            arguments.mailto.as_deref(),
+            Some("MAILTO:lab@example.org?subject=Hi")
+        );
+        assert!(arguments.command.is_none());
+    }
+
+    #[test]
+    fn cli_rejects_other_positional() {
+        let error = parse_from(["wardmail", "sycn"]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("expected a subcommand or a mailto: link"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn cli_profile_before_subcommand() {
+        let arguments = parse_from(["wardmail", "--profile", "/tmp/p", "account", "list"]).unwrap();
+        assert_eq!(arguments.profile.as_deref(), Some(Path::new("/tmp/p")));
+        assert!(matches!(
+            arguments.command,
+            Some(Command::Account(AccountCommand::List))
+        ));
+        assert!(arguments.mailto.is_none());
+    }
+
+    #[test]
+    fn cli_mailto_with_subcommand_rejected() {
+        let error = parse_from(["wardmail", "mailto:lab@example.org", "sync"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn cli_policy_subcommand() {
+        let arguments = parse_from(["wardmail", "policy"]).unwrap();
+        assert!(matches!(arguments.command, Some(Command::Policy)));
     }
 }

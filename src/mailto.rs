@@ -34,7 +34,7 @@ pub struct Mailto {
 }
 
 /// Errors from parsing a `mailto:` URI.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MailtoError {
     /// The text does not start with `mailto:`.
     #[error("{0:?} is not a mailto: link")]
@@ -77,7 +77,7 @@ impl Mailto {
                 "to" => mailto.to.extend(addresses(&value)),
                 "cc" => mailto.cc.extend(addresses(&value)),
                 "bcc" => mailto.bcc.extend(addresses(&value)),
-                "subject" => mailto.subject = value,
+                "subject" => mailto.subject = single_line(&value),
                 // RFC 6068 section 2: line breaks in body are CRLF-encoded.
                 "body" => mailto.body = value.replace("\r\n", "\n"),
                 "in-reply-to" => {
@@ -103,6 +103,14 @@ impl Mailto {
             self.dropped_attachments.join(", ")
         ))
     }
+}
+
+/// Replaces line breaks and other control characters with spaces: a
+/// subject is one header line, and a link must not be able to add lines.
+fn single_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn addresses(list: &str) -> Vec<String> {
@@ -174,6 +182,13 @@ mod tests {
         let notice = mailto.attachment_notice().unwrap();
         assert!(notice.contains("attach, attachment"), "{notice}");
         assert!(!notice.contains("passwd"), "{notice}");
+    }
+
+    #[test]
+    fn mailto_subject_line_breaks() {
+        let mailto =
+            Mailto::parse("mailto:a@example.org?subject=Hi%0D%0ABcc:%20x@example.org%09!").unwrap();
+        assert_eq!(mailto.subject, "Hi  Bcc: x@example.org !");
     }
 
     #[test]

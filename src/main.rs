@@ -4,13 +4,11 @@
 mod cli;
 mod ui;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let arguments = cli::Arguments::parse();
+    let arguments = cli::parse();
     init_logging();
     match arguments.command {
-        None => match ui::run(arguments.profile) {
+        None => match ui::run(arguments.profile, arguments.mailto) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(%error, "the window could not be opened");

@@ -18,10 +18,12 @@ mod style;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use iced::widget::{button, center, column, container, row, text};
+use iced::widget::{button, center, column, container, row, space, text};
 use iced::{Element, Fill, Subscription, Task, Theme};
 
 use wardmail::account::{AccountError, Config, Profile};
+use wardmail::mailto::{Mailto, MailtoError};
+use wardmail::policy::{Location, Policy, PolicyError};
 use wardmail::session::{Session, SessionError};
 
 use composer::Composer;
@@ -32,14 +34,48 @@ use shortcuts::Shortcut;
 use status::Problem;
 
 /// Opens the window and runs until it is closed. `profile` is the
-/// `--profile` directory, if one was given.
-pub fn run(profile: Option<PathBuf>) -> iced::Result {
-    iced::application(move || App::boot(profile.clone()), App::update, App::view)
-        .title(App::title)
-        .theme(App::theme)
-        .subscription(App::subscription)
-        .window_size((1280.0, 800.0))
-        .run()
+/// `--profile` directory, if one was given; `mailto` is a `mailto:` link
+/// to open in the composer once the account is open.
+pub fn run(profile: Option<PathBuf>, mailto: Option<String>) -> iced::Result {
+    let mailto = mailto.map(|link| Mailto::parse(&link));
+    iced::application(
+        move || App::boot(profile.clone(), mailto.clone()),
+        App::update,
+        App::view,
+    )
+    .title(App::title)
+    .theme(App::theme)
+    .subscription(App::subscription)
+    .window(window_settings())
+    .run()
+}
+
+/// The application icon as raw 128x128 RGBA pixels, written by
+/// `scripts/make-icons` from the same drawing as the installers' icons.
+const ICON_RGBA: &[u8] = include_bytes!("../assets/icons/wardmail-128.rgba");
+const ICON_SIZE: u32 = 128;
+
+fn window_settings() -> iced::window::Settings {
+    let icon = match iced::window::icon::from_rgba(ICON_RGBA.to_vec(), ICON_SIZE, ICON_SIZE) {
+        Ok(icon) => Some(icon),
+        Err(error) => {
+            tracing::warn!(%error, "the window icon is invalid; the window has none");
+            None
+        }
+    };
+    #[allow(unused_mut)] // only Linux changes the platform settings
+    let mut settings = iced::window::Settings {
+        size: iced::Size::new(1280.0, 800.0),
+        icon,
+        ..iced::window::Settings::default()
+    };
+    // The X11 WM_CLASS and Wayland app id, which desktops match against
+    // the StartupWMClass of wardmail.desktop to show the right icon.
+    #[cfg(target_os = "linux")]
+    {
+        settings.platform_specific.application_id = "wardmail".to_owned();
+    }
+    settings
 }
 
 /// The screen under any overlay.
@@ -78,6 +114,23 @@ enum Message {
     Retry,
     /// Open the account form from the error screen.
     EditAccount,
+    /// The clinic policy file was read.
+    PolicyLoaded(Result<Option<Policy>, Arc<PolicyError>>),
+    /// Read the clinic policy file again.
+    ReloadPolicy,
+}
+
+/// The clinic policy as read at start-up.
+#[derive(Debug)]
+enum PolicyState {
+    Reading,
+    /// No policy file exists.
+    Absent,
+    // NOTE: nothing reads the loaded policy yet: the routing rules that
+    // will use it are not written. Until then a broken policy only shows
+    // the banner and does not block sending.
+    Loaded(#[allow(dead_code)] Policy),
+    Broken(Arc<PolicyError>),
 }
 
 struct App {
@@ -88,25 +141,35 @@ struct App {
     account: Option<String>,
     screen: Screen,
     overlay: Option<Overlay>,
+    /// The `mailto:` link from the command line, until the account is open
+    /// and the composer shows it.
+    mailto: Option<Result<Mailto, MailtoError>>,
+    policy: PolicyState,
     mode: iced::theme::Mode,
     light: Theme,
     dark: Theme,
 }
 
 impl App {
-    fn boot(profile: Option<PathBuf>) -> (App, Task<Message>) {
+    fn boot(
+        profile: Option<PathBuf>,
+        mailto: Option<Result<Mailto, MailtoError>>,
+    ) -> (App, Task<Message>) {
         let app = App {
             profile: Profile::locate(profile.as_deref()).map_err(Arc::new),
             config: None,
             account: None,
             screen: Screen::Starting("Starting…"),
             overlay: None,
+            mailto,
+            policy: PolicyState::Reading,
             mode: iced::theme::Mode::None,
             light: style::light(),
             dark: style::dark(),
         };
         let task = Task::batch([
             app.read_config(),
+            read_policy(),
             iced::system::theme().map(Message::ThemeChanged),
         ]);
         (app, task)
@@ -156,7 +219,33 @@ impl App {
                 self.edit_account_from_error();
                 Task::none()
             }
+            Message::PolicyLoaded(result) => {
+                self.policy_loaded(result);
+                Task::none()
+            }
+            Message::ReloadPolicy => {
+                self.policy = PolicyState::Reading;
+                read_policy()
+            }
         }
+    }
+
+    fn policy_loaded(&mut self, result: Result<Option<Policy>, Arc<PolicyError>>) {
+        self.policy = match result {
+            Ok(Some(policy)) => {
+                tracing::info!(
+                    path = %policy.path.display(),
+                    internal_domains = policy.internal_domains.len(),
+                    "clinic policy loaded"
+                );
+                PolicyState::Loaded(policy)
+            }
+            Ok(None) => PolicyState::Absent,
+            Err(error) => {
+                tracing::error!(%error, "the clinic policy could not be loaded");
+                PolicyState::Broken(error)
+            }
+        };
     }
 
     /// Drops the open account (if any) and starts over from the settings.
@@ -225,10 +314,17 @@ impl App {
         match result {
             Ok(session) => {
                 tracing::info!(account = %session.account.id, "account opened");
-                let (mailbox, task) = Mailbox::new(session);
+                let (mailbox, task) = Mailbox::new(session.clone());
                 self.screen = Screen::Mailbox(Box::new(mailbox));
                 self.overlay = None;
-                task.map(Message::Mailbox)
+                let task = task.map(Message::Mailbox);
+                let Some(link) = self.mailto.take() else {
+                    return task;
+                };
+                let composer = Composer::from_mailto(session, &link);
+                let focus = composer.focus().map(Message::Composer);
+                self.overlay = Some(Overlay::Composer(Box::new(composer)));
+                Task::batch([task, focus])
             }
             Err(error) => {
                 tracing::error!(%error, "opening the account failed");
@@ -404,6 +500,57 @@ impl App {
     }
 
     fn view(&self) -> Element<'_, Message> {
+        // The banners always take their slots, empty when unused, so the
+        // screen below keeps its position in the widget tree and with it
+        // the keyboard focus.
+        column![
+            self.policy_banner().unwrap_or_else(|| space().into()),
+            self.mailto_banner().unwrap_or_else(|| space().into()),
+            container(self.screen_view()).height(Fill),
+        ]
+        .into()
+    }
+
+    /// Tells the user, on every screen, that the clinic's policy file is
+    /// broken, with the error for IT.
+    fn policy_banner(&self) -> Option<Element<'_, Message>> {
+        let PolicyState::Broken(error) = &self.policy else {
+            return None;
+        };
+        let words = column![
+            text("The clinic policy could not be read. Wardmail runs without it until it is fixed: tell your IT department.")
+                .font(style::BOLD),
+            text(error.to_string()).size(style::SMALL),
+        ]
+        .spacing(4)
+        .width(Fill);
+        let banner = row![
+            words,
+            style::tool("Read again", Some(Message::ReloadPolicy))
+        ]
+        .spacing(12)
+        .align_y(iced::Center);
+        let banner = container(banner)
+            .padding(10)
+            .width(Fill)
+            .style(style::alert);
+        Some(container(banner).padding([6, 8]).into())
+    }
+
+    /// Explains, above the account form, where the message from a
+    /// `mailto:` link went.
+    fn mailto_banner(&self) -> Option<Element<'_, Message>> {
+        if self.mailto.is_none() || !matches!(self.screen, Screen::Welcome(_)) {
+            return None;
+        }
+        let note = text(
+            "Set up your account first. The message from the mailto: link opens when the account is saved.",
+        );
+        let banner = container(note).padding(10).width(Fill).style(style::note);
+        Some(container(banner).padding([6, 8]).into())
+    }
+
+    fn screen_view(&self) -> Element<'_, Message> {
         match &self.screen {
             Screen::Starting(note) => center(text(*note).style(style::muted_text)).into(),
             Screen::Broken(problem) => self.broken_view(problem),
@@ -451,4 +598,23 @@ impl App {
         .max_width(800);
         center(page).into()
     }
+}
+
+/// Reads the clinic policy on the blocking pool.
+fn read_policy() -> Task<Message> {
+    Task::perform(
+        async {
+            let location = Location::from_env();
+            let path = location.path.clone();
+            match tokio::task::spawn_blocking(move || location.load()).await {
+                Ok(result) => result.map_err(Arc::new),
+                Err(error) => Err(Arc::new(PolicyError::Io {
+                    path,
+                    source: std::io::Error::other(error.to_string()),
+                    fix: "start Wardmail again",
+                })),
+            }
+        },
+        Message::PolicyLoaded,
+    )
 }

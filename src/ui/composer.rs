@@ -12,6 +12,7 @@ use iced::Task;
 use iced::widget::{Id, text_editor};
 
 use wardmail::compose::{self, AttachmentFile, Draft};
+use wardmail::mailto::{Mailto, MailtoError};
 use wardmail::message::Address;
 use wardmail::outbox::OutboxError;
 use wardmail::session::{Session, SessionError};
@@ -134,6 +135,8 @@ pub struct Composer {
     saving_draft: bool,
     confirm_close: bool,
     edited: bool,
+    /// What Wardmail left out of the mailto: link that opened the composer.
+    link_notice: Option<String>,
 }
 
 impl Composer {
@@ -186,8 +189,40 @@ impl Composer {
             saving_draft: false,
             confirm_close: false,
             edited: false,
+            link_notice: None,
             session,
         }
+    }
+
+    /// Opens a new message filled in from a `mailto:` link. Addresses are
+    /// taken as written and checked on Send, like typed ones. A link that
+    /// cannot be parsed opens an empty message that says why.
+    pub fn from_mailto(session: Arc<Session>, link: &Result<Mailto, MailtoError>) -> Composer {
+        let mut composer = Composer::new(session, ComposeStart::New);
+        let mailto = match link {
+            Ok(mailto) => mailto,
+            Err(error) => {
+                composer.link_notice = Some(format!(
+                    "The mailto: link could not be read ({error}). Fill in the message yourself."
+                ));
+                return composer;
+            }
+        };
+        composer.to = mailto.to.join(", ");
+        composer.cc = mailto.cc.join(", ");
+        composer.bcc = mailto.bcc.join(", ");
+        composer.subject = mailto.subject.clone();
+        composer.body = text_editor::Content::with_text(&mailto.body);
+        composer.in_reply_to = mailto.in_reply_to.clone();
+        composer.references = mailto.in_reply_to.iter().cloned().collect();
+        composer.link_notice = mailto.attachment_notice();
+        if !mailto.dropped_attachments.is_empty() {
+            tracing::warn!(
+                fields = mailto.dropped_attachments.len(),
+                "dropped attachment fields from a mailto: link"
+            );
+        }
+        composer
     }
 
     /// Puts the keyboard focus where writing starts: To for a new message

@@ -18,6 +18,7 @@ impl Composer {
         // it their focus (see `field`).
         page = page.push(self.header());
         page = page.push(self.notes().unwrap_or_else(|| space().into()));
+        page = page.push(self.link_note().unwrap_or_else(|| space().into()));
         page = page.push(
             row![label("From"), text(self.from.to_string())]
                 .spacing(8)
@@ -144,6 +145,20 @@ impl Composer {
         self.draft_note
             .as_ref()
             .map(|note| text(note).style(style::success_text).into())
+    }
+
+    /// Draws the notice about the mailto: link. Unlike the notes above, it
+    /// stays while the composer is open, so the user sees it while checking
+    /// the message.
+    fn link_note(&self) -> Option<Element<'_, Message>> {
+        let notice = self.link_notice.as_ref()?;
+        Some(
+            container(text(notice))
+                .padding(8)
+                .width(Fill)
+                .style(style::note)
+                .into(),
+        )
     }
 
     fn field<'a>(&'a self, field: Field, name: &'a str, value: &'a str) -> Element<'a, Message> {

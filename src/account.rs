@@ -322,8 +322,9 @@ impl Config {
 
 /// Derives an account id from an address: the first 12 hex digits of the
 /// SHA-256 of the lower-cased address. It is stable, so keyring entries are
-/// found again, and opaque, so logs that name the account do not reveal the
-/// address.
+/// found again, and logs that name the account do not show the address.
+/// NOTE: it is unsalted, so someone holding a list of candidate addresses
+/// can still match an id to one of them.
 pub fn account_id(address: &str) -> String {
     let digest = openssl::sha::sha256(address.trim().to_lowercase().as_bytes());
     let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();

@@ -43,21 +43,87 @@ pub enum ImapError {
     /// A command failed.
     #[error("IMAP {operation} failed: {reason}")]
     Command {
-        /// What was being done.
+        /// The command that failed.
         operation: String,
         /// The server's or the library's text.
         reason: String,
     },
+    /// The connection broke after login.
+    #[error(
+        "IMAP connection lost during {operation}: {reason}; Wardmail reconnects on the next action"
+    )]
+    Disconnected {
+        /// The command that was running.
+        operation: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The server did not answer in time.
+    #[error(
+        "IMAP {operation} timed out after {seconds} s: the server or the network is not responding"
+    )]
+    TimedOut {
+        /// The command that was running.
+        operation: String,
+        /// The timeout.
+        seconds: u64,
+    },
 }
+
+impl ImapError {
+    /// Whether the error means the server cannot be reached now, as opposed
+    /// to rejecting a request.
+    pub fn is_offline(&self) -> bool {
+        matches!(
+            self,
+            ImapError::Net(_) | ImapError::Disconnected { .. } | ImapError::TimedOut { .. }
+        )
+    }
+}
+
+/// Time allowed for one command, or between two items of a streamed
+/// response such as a large FETCH.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn command_error(
     operation: impl Into<String>,
 ) -> impl FnOnce(async_imap::error::Error) -> ImapError {
     let operation = operation.into();
-    move |e| ImapError::Command {
-        operation,
-        reason: e.to_string(),
+    move |e| match e {
+        async_imap::error::Error::Io(_) | async_imap::error::Error::ConnectionLost => {
+            ImapError::Disconnected {
+                operation,
+                reason: e.to_string(),
+            }
+        }
+        other => ImapError::Command {
+            operation,
+            reason: other.to_string(),
+        },
     }
+}
+
+/// Runs one command with [`COMMAND_TIMEOUT`].
+async fn timed<T>(
+    command: impl std::future::Future<Output = Result<T, async_imap::error::Error>>,
+    operation: &str,
+) -> Result<T, ImapError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
+        Ok(result) => result.map_err(command_error(operation)),
+        Err(_) => Err(ImapError::TimedOut {
+            operation: operation.to_owned(),
+            seconds: COMMAND_TIMEOUT.as_secs(),
+        }),
+    }
+}
+
+/// Reads the next item of a streamed response, allowing
+/// [`COMMAND_TIMEOUT`] of silence.
+async fn next_item<S, T>(stream: &mut S, operation: &str) -> Result<Option<T>, ImapError>
+where
+    S: futures::Stream<Item = Result<T, async_imap::error::Error>> + Unpin,
+{
+    timed(stream.try_next(), operation).await
 }
 
 /// A special-use role (RFC 6154), or the inbox.
@@ -155,8 +221,9 @@ pub struct RemoteEnvelope {
 pub struct Changes {
     /// UID and its complete new flag list.
     pub flags: Vec<(u32, Vec<String>, Option<u64>)>,
-    /// UIDs reported as expunged (QRESYNC VANISHED).
-    pub vanished: Vec<u32>,
+    /// UID ranges reported as expunged (QRESYNC VANISHED), each with its
+    /// ends in order. Ranges, not UIDs: `1:4294967295` is a valid report.
+    pub vanished: Vec<(u32, u32)>,
 }
 
 /// A logged-in IMAP connection.
@@ -189,7 +256,7 @@ pub async fn connect(
     let stream = tls.handshake(tcp, &server.host, server.port).await?;
     let mut client = async_imap::Client::new(stream);
     if server.security == Security::Tls {
-        read_greeting(&mut client, server.port).await?;
+        read_greeting(&mut client, server.port, false).await?;
     }
 
     let session = match client.login(&account.username, password.expose()).await {
@@ -210,18 +277,23 @@ pub async fn connect(
     };
     connection.refresh_capabilities().await?;
     if connection.has("QRESYNC") {
-        connection
+        let enable = connection
             .session
-            .run_command_and_check_ok("ENABLE QRESYNC")
-            .await
-            .map_err(command_error("ENABLE QRESYNC"))?;
+            .run_command_and_check_ok("ENABLE QRESYNC");
+        timed(enable, "ENABLE QRESYNC").await?;
         connection.qresync = true;
     }
     tracing::debug!(account = %account.id, qresync = connection.qresync, "IMAP logged in");
     Ok(connection)
 }
 
-async fn read_greeting<T>(client: &mut async_imap::Client<T>, port: u16) -> Result<(), ImapError>
+/// Reads the server greeting. On a plain connection (before STARTTLS)
+/// silence means the port expects implicit TLS; inside TLS it is a timeout.
+async fn read_greeting<T>(
+    client: &mut async_imap::Client<T>,
+    port: u16,
+    plain: bool,
+) -> Result<(), ImapError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
 {
@@ -235,7 +307,11 @@ where
             operation: "greeting".into(),
             reason: e.to_string(),
         }),
-        Err(_) => Err(NetError::ExpectsImplicitTls { port }.into()),
+        Err(_) if plain => Err(NetError::ExpectsImplicitTls { port }.into()),
+        Err(_) => Err(ImapError::TimedOut {
+            operation: "greeting".into(),
+            seconds: net::GREETING_TIMEOUT.as_secs(),
+        }),
     }
 }
 
@@ -243,7 +319,7 @@ where
 /// stream ready for the TLS handshake.
 async fn start_tls(tcp: TcpStream, host: &str, port: u16) -> Result<TcpStream, ImapError> {
     let mut client = async_imap::Client::new(tcp);
-    read_greeting(&mut client, port).await?;
+    read_greeting(&mut client, port, true).await?;
     match client.run_command_and_check_ok("STARTTLS", None).await {
         Ok(()) => Ok(client.into_inner()),
         Err(async_imap::error::Error::No(_)) | Err(async_imap::error::Error::Bad(_)) => {
@@ -274,11 +350,7 @@ impl Connection {
     }
 
     async fn refresh_capabilities(&mut self) -> Result<(), ImapError> {
-        let capabilities = self
-            .session
-            .capabilities()
-            .await
-            .map_err(command_error("CAPABILITY"))?;
+        let capabilities = timed(self.session.capabilities(), "CAPABILITY").await?;
         self.capabilities = capabilities
             .iter()
             .filter_map(|c| match c {
@@ -292,14 +364,8 @@ impl Connection {
 
     /// Lists every mailbox with its special-use role.
     pub async fn folders(&mut self) -> Result<Vec<RemoteFolder>, ImapError> {
-        let names: Vec<_> = self
-            .session
-            .list(Some(""), Some("*"))
-            .await
-            .map_err(command_error("LIST"))?
-            .try_collect()
-            .await
-            .map_err(command_error("LIST"))?;
+        let stream = timed(self.session.list(Some(""), Some("*")), "LIST").await?;
+        let names: Vec<_> = timed(stream.try_collect(), "LIST").await?;
         let mut folders: Vec<RemoteFolder> = names
             .iter()
             .map(|name| {
@@ -322,13 +388,11 @@ impl Connection {
 
     /// Selects a mailbox (with CONDSTORE when available).
     pub async fn select(&mut self, raw_name: &str) -> Result<Selected, ImapError> {
-        let operation = "SELECT";
         let mailbox = if self.condstore() {
-            self.session.select_condstore(raw_name).await
+            timed(self.session.select_condstore(raw_name), "SELECT").await?
         } else {
-            self.session.select(raw_name).await
-        }
-        .map_err(command_error(operation))?;
+            timed(self.session.select(raw_name), "SELECT").await?
+        };
         self.drain_unsolicited();
         Ok(Selected {
             uid_validity: mailbox.uid_validity.unwrap_or(0),
@@ -350,17 +414,9 @@ impl Connection {
         let query = format!(
             "(UID FLAGS INTERNALDATE RFC822.SIZE{modseq} BODY.PEEK[HEADER.FIELDS ({ENVELOPE_FIELDS})])"
         );
-        let mut stream = self
-            .session
-            .uid_fetch(set, &query)
-            .await
-            .map_err(command_error("UID FETCH"))?;
+        let mut stream = timed(self.session.uid_fetch(set, &query), "UID FETCH").await?;
         let mut count = 0;
-        while let Some(fetch) = stream
-            .try_next()
-            .await
-            .map_err(command_error("UID FETCH"))?
-        {
+        while let Some(fetch) = next_item(&mut stream, "UID FETCH").await? {
             let Some(uid) = fetch.uid else { continue };
             each(RemoteEnvelope {
                 uid,
@@ -375,29 +431,26 @@ impl Connection {
         Ok(count)
     }
 
-    /// Fetches flag changes since `modseq` (CONDSTORE), and with QRESYNC
-    /// the UIDs expunged since then.
-    pub async fn changes_since(&mut self, modseq: u64) -> Result<Changes, ImapError> {
-        let vanished = if self.qresync { " VANISHED" } else { "" };
-        let query = format!("(UID FLAGS) (CHANGEDSINCE {modseq}{vanished})");
+    /// Fetches flags: with `Some(modseq)` only those changed since then
+    /// (CONDSTORE CHANGEDSINCE, which needs a MODSEQ of at least 1) plus,
+    /// with QRESYNC, the UID ranges expunged since then; with `None` every
+    /// message's flags, for servers without CONDSTORE.
+    pub async fn fetch_flags(&mut self, since: Option<u64>) -> Result<Changes, ImapError> {
+        let query = match since {
+            Some(modseq) => {
+                let vanished = if self.qresync { " VANISHED" } else { "" };
+                format!("(UID FLAGS) (CHANGEDSINCE {}{vanished})", modseq.max(1))
+            }
+            None => "(UID FLAGS)".to_owned(),
+        };
         let mut changes = Changes::default();
         {
-            let mut stream = self
-                .session
-                .uid_fetch("1:*", &query)
-                .await
-                .map_err(command_error("UID FETCH CHANGEDSINCE"))?;
-            while let Some(fetch) = stream
-                .try_next()
-                .await
-                .map_err(command_error("UID FETCH CHANGEDSINCE"))?
-            {
+            let mut stream =
+                timed(self.session.uid_fetch("1:*", &query), "UID FETCH FLAGS").await?;
+            while let Some(fetch) = next_item(&mut stream, "UID FETCH FLAGS").await? {
                 if let Some(uid) = fetch.uid {
-                    changes.flags.push((
-                        uid,
-                        fetch.flags().map(|f| flag_atom(&f)).collect(),
-                        fetch.modseq,
-                    ));
+                    let flags = fetch.flags().map(|f| flag_atom(&f)).collect();
+                    changes.flags.push((uid, flags, fetch.modseq));
                 }
             }
         }
@@ -407,25 +460,15 @@ impl Connection {
 
     /// Every UID in the selected mailbox.
     pub async fn all_uids(&mut self) -> Result<HashSet<u32>, ImapError> {
-        self.session
-            .uid_search("ALL")
-            .await
-            .map_err(command_error("UID SEARCH"))
+        timed(self.session.uid_search("ALL"), "UID SEARCH").await
     }
 
     /// Fetches the complete raw message without setting `\Seen`.
     pub async fn fetch_raw(&mut self, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
-        let mut stream = self
-            .session
-            .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
-            .await
-            .map_err(command_error("UID FETCH BODY"))?;
+        let fetch = self.session.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])");
+        let mut stream = timed(fetch, "UID FETCH BODY").await?;
         let mut raw = None;
-        while let Some(fetch) = stream
-            .try_next()
-            .await
-            .map_err(command_error("UID FETCH BODY"))?
-        {
+        while let Some(fetch) = next_item(&mut stream, "UID FETCH BODY").await? {
             if fetch.uid == Some(uid) {
                 raw = fetch.body().map(<[u8]>::to_vec);
             }
@@ -437,42 +480,32 @@ impl Connection {
     pub async fn set_flag(&mut self, uid: u32, flag: &str, on: bool) -> Result<(), ImapError> {
         let sign = if on { '+' } else { '-' };
         let query = format!("{sign}FLAGS.SILENT ({flag})");
-        let stream = self
-            .session
-            .uid_store(uid.to_string(), &query)
-            .await
-            .map_err(command_error("UID STORE"))?;
-        let _: Vec<_> = stream
-            .try_collect()
-            .await
-            .map_err(command_error("UID STORE"))?;
+        let stream = timed(self.session.uid_store(uid.to_string(), &query), "UID STORE").await?;
+        let _: Vec<_> = timed(stream.try_collect(), "UID STORE").await?;
         Ok(())
     }
 
-    /// Moves one message to another mailbox (MOVE, or COPY plus expunge).
+    /// Moves one message to another mailbox: MOVE (RFC 6851) when the
+    /// server has it, otherwise COPY, `\\Deleted` and an expunge. Without
+    /// UIDPLUS the expunge is a plain EXPUNGE, which also removes any other
+    /// message already marked `\\Deleted` in the folder, as other clients
+    /// without UIDPLUS do.
     pub async fn move_to(&mut self, uid: u32, target_raw: &str) -> Result<(), ImapError> {
         if self.has("MOVE") {
-            return self
-                .session
-                .uid_mv(uid.to_string(), target_raw)
-                .await
-                .map_err(command_error("UID MOVE"));
+            return timed(self.session.uid_mv(uid.to_string(), target_raw), "UID MOVE").await;
         }
-        self.session
-            .uid_copy(uid.to_string(), target_raw)
-            .await
-            .map_err(command_error("UID COPY"))?;
+        timed(
+            self.session.uid_copy(uid.to_string(), target_raw),
+            "UID COPY",
+        )
+        .await?;
         self.set_flag(uid, "\\Deleted", true).await?;
         if self.has("UIDPLUS") {
-            let stream = self
-                .session
-                .uid_expunge(uid.to_string())
-                .await
-                .map_err(command_error("UID EXPUNGE"))?;
-            let _: Vec<_> = stream
-                .try_collect()
-                .await
-                .map_err(command_error("UID EXPUNGE"))?;
+            let stream = timed(self.session.uid_expunge(uid.to_string()), "UID EXPUNGE").await?;
+            let _: Vec<_> = timed(stream.try_collect(), "UID EXPUNGE").await?;
+        } else {
+            let stream = timed(self.session.expunge(), "EXPUNGE").await?;
+            let _: Vec<_> = timed(stream.try_collect(), "EXPUNGE").await?;
         }
         Ok(())
     }
@@ -484,10 +517,7 @@ impl Connection {
         flags: Option<&str>,
         raw: &[u8],
     ) -> Result<(), ImapError> {
-        self.session
-            .append(target_raw, flags, None, raw)
-            .await
-            .map_err(command_error("APPEND"))
+        timed(self.session.append(target_raw, flags, None, raw), "APPEND").await
     }
 
     /// Waits in IDLE until the server reports a change or `timeout`
@@ -499,14 +529,14 @@ impl Connection {
             qresync,
         } = self;
         let mut handle = session.idle();
-        handle.init().await.map_err(command_error("IDLE"))?;
+        timed(handle.init(), "IDLE").await?;
         let (wait, _stop) = handle.wait_with_timeout(timeout);
         let outcome = wait.await.map_err(command_error("IDLE"))?;
         let changed = matches!(
             outcome,
             async_imap::extensions::idle::IdleResponse::NewData(_)
         );
-        let session = handle.done().await.map_err(command_error("IDLE DONE"))?;
+        let session = timed(handle.done(), "IDLE DONE").await?;
         Ok((
             Connection {
                 session,
@@ -524,14 +554,17 @@ impl Connection {
 
     /// Empties the unsolicited-response channel, returning the UIDs of any
     /// VANISHED responses in it.
-    fn drain_unsolicited(&mut self) -> Vec<u32> {
+    fn drain_unsolicited(&mut self) -> Vec<(u32, u32)> {
         let mut vanished = Vec::new();
         while let Ok(response) = self.session.unsolicited_responses.try_recv() {
             if let UnsolicitedResponse::Other(data) = response
                 && let Response::Vanished { uids, .. } = data.parsed()
             {
+                // imap-proto keeps "9:3" as written, and RFC 3501 allows
+                // either order, so the ends are sorted here.
                 for range in uids {
-                    vanished.extend(range.clone());
+                    let (a, b) = (*range.start(), *range.end());
+                    vanished.push((a.min(b), a.max(b)));
                 }
             }
         }

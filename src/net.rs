@@ -4,8 +4,9 @@
 //! TLS is rustls with the ring provider. Trust comes from the system roots
 //! (rustls-native-certs) plus an optional clinic CA file. The certificate
 //! verifier records the server's certificate so that an untrusted one can
-//! be described to the user by subject and issuer. There is no code path
-//! that sends anything but the STARTTLS command before TLS is up.
+//! be described to the user by subject and issuer. Before TLS is up, only
+//! the commands that start it are sent: STARTTLS for IMAP, EHLO and
+//! STARTTLS for SMTP; never a login.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -145,16 +146,6 @@ impl TlsContext {
         if let Some(path) = ca_file {
             add_ca_file(&mut roots, path)?;
         }
-        Ok(TlsContext {
-            roots: Arc::new(roots),
-        })
-    }
-
-    /// Trusts only the given CA file, without system roots (for tests and
-    /// for clinics that pin their own CA).
-    pub fn only(ca_file: &Path) -> Result<TlsContext, NetError> {
-        let mut roots = RootCertStore::empty();
-        add_ca_file(&mut roots, ca_file)?;
         Ok(TlsContext {
             roots: Arc::new(roots),
         })

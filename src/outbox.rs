@@ -31,6 +31,10 @@ pub enum OutboxError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] SyncError),
+    /// Another window or command is sending this entry right now, or it
+    /// changed state since it was read.
+    #[error("this message is being sent elsewhere or changed meanwhile; look at the outbox again")]
+    Busy,
     /// The entry's outcome is unknown and the user has not confirmed a
     /// resend.
     #[error("this message may already have been sent; choose \"Send again\" to send it anyway")]
@@ -47,6 +51,7 @@ pub async fn enqueue(
 ) -> Result<i64, SyncError> {
     let account_id = account.id.clone();
     let from = account.address.clone();
+    let raw = crlf(&raw);
     blocking(store, move |s| {
         s.outbox_add(&account_id, &message_id, &raw, &from, &recipients)
     })
@@ -96,13 +101,27 @@ pub async fn send(
         _ => {}
     }
 
-    blocking(store, move |s| {
-        s.outbox_set_state(id, OutboxState::Sending, None)
+    let from: &'static [OutboxState] = if confirmed {
+        &[
+            OutboxState::Queued,
+            OutboxState::Failed,
+            OutboxState::Uncertain,
+            OutboxState::Sending,
+        ]
+    } else {
+        &[OutboxState::Queued, OutboxState::Failed]
+    };
+    if !blocking(store, move |s| {
+        s.outbox_transition(id, from, OutboxState::Sending)
     })
-    .await?;
+    .await?
+    {
+        return Err(OutboxError::Busy);
+    }
     let outcome = smtp::submit(
         account,
         password,
+        tls,
         &entry.envelope_from,
         &entry.recipients,
         &entry.raw,
@@ -163,7 +182,7 @@ async fn copy_to_sent(
         if let Some(sent) = sent {
             connection.append(&sent, Some("(\\Seen)"), &entry.raw).await?;
         } else {
-            tracing::warn!(account = %account.id, "no Sent folder; the sent copy is kept only locally");
+            tracing::warn!(account = %account.id, "no Sent folder on the server; no sent copy was stored");
         }
         connection.logout().await;
         Ok::<(), ImapError>(())
@@ -186,6 +205,25 @@ async fn copy_to_sent(
             Err(OutboxError::SentCopy(error))
         }
     }
+}
+
+/// Converts bare LF and bare CR line ends to CRLF (RFC 5322 section 2.1),
+/// so SMTP dot-stuffing, which works on CRLF lines, sees every line.
+pub fn crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+    let mut index = 0;
+    while index < raw.len() {
+        match raw[index] {
+            b'\r' if raw.get(index + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                index += 1;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    out
 }
 
 /// A message file made ready for submission.
@@ -282,6 +320,11 @@ mod tests {
         assert!(text.contains("Subject: x\r\n"), "{text}");
         assert!(text.ends_with("\r\n\r\nbody\r\n"), "{text}");
         assert_eq!(prepared.message_id, "<m1@example.org>");
+    }
+
+    #[test]
+    fn crlf_fixes_bare_line_ends() {
+        assert_eq!(crlf(b"a\nb\r\nc\rd\n.\n"), b"a\r\nb\r\nc\r\nd\r\n.\r\n");
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub enum SessionError {
     /// A folder role the server does not have.
     #[error("the server has no {0} folder")]
     NoRole(&'static str),
+    /// An outbox entry that does not exist (any more).
+    #[error("no message {0} in the outbox: it was sent or discarded meanwhile")]
+    NoOutboxEntry(i64),
     /// A background task failed.
     #[error("a background task failed: {0}")]
     Task(String),
@@ -85,8 +88,11 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Opens an account of a profile (the first one when `account` is
     /// `None`): reads the keyring, unlocks the store, loads trust anchors.
+    ///
+    /// Outbox entries left in `Sending` by a crash become "may have been
+    /// sent" here, so nothing resends them without the user's say.
     pub async fn open(profile: Profile, account: Option<String>) -> Result<Session, SessionError> {
-        unblock(move || {
+        let session = unblock(move || {
             let config = profile.load()?;
             let account = config.account(account.as_deref())?.clone();
             let password = KeyringEntry::password(&config.profile_id, &account.id).read()?;
@@ -101,7 +107,12 @@ impl Session {
                 connection: tokio::sync::Mutex::new(None),
             })
         })
-        .await
+        .await?;
+        let stuck = outbox::recover(&session.store, &session.account.id).await?;
+        if stuck > 0 {
+            tracing::warn!(account = %session.account.id, count = stuck, "sends interrupted by a stop");
+        }
+        Ok(session)
     }
 
     /// The TLS trust anchors in use.
@@ -233,7 +244,7 @@ impl Session {
         blocking(&self.store, move |s| s.set_flag(id, uid, &name, on)).await?;
         let result = async {
             let mut connection = self.shared().await?;
-            connection.select(&folder.raw_name).await?;
+            sync::select_verified(&mut connection, &self.store, folder).await?;
             Ok(connection.set_flag(uid, flag, on).await?)
         }
         .await;
@@ -249,7 +260,7 @@ impl Session {
     ) -> Result<(), SessionError> {
         let result = async {
             let mut connection = self.shared().await?;
-            connection.select(&folder.raw_name).await?;
+            sync::select_verified(&mut connection, &self.store, folder).await?;
             Ok(connection.move_to(uid, &target.raw_name).await?)
         }
         .await;
@@ -324,7 +335,7 @@ impl Session {
             .await?
             .into_iter()
             .find(|e| e.id == id)
-            .ok_or(SessionError::Task(format!("no outbox entry {id}")))?;
+            .ok_or(SessionError::NoOutboxEntry(id))?;
         Ok(outbox::send(
             &self.store,
             &self.account,
@@ -366,7 +377,7 @@ pub async fn test_connection(account: &Account, password: &Secret) -> Connection
     };
     let smtp = async {
         smtp::probe(account, &tls).await?;
-        smtp::check_login(account, password).await?;
+        smtp::check_login(account, password, &tls).await?;
         Ok(())
     };
     let (imap, smtp) = tokio::join!(imap, smtp);

@@ -6,21 +6,29 @@
 //! message text was handed over (safe to retry) or after (the server may
 //! have accepted it, and a blind retry could deliver it twice).
 //!
-//! [`probe`] is a separate hand-written check used by "Test connection": it
-//! speaks just enough SMTP (greeting, EHLO, STARTTLS) to tell a TLS mode
-//! mismatch, a missing STARTTLS and an untrusted certificate apart, which
-//! lettre's errors do not distinguish.
+//! The connection up to TLS is hand-written ([`secure_stream`]): the
+//! greeting, EHLO and STARTTLS, read one byte at a time so that nothing a
+//! server (or an attacker on the path) sends after the STARTTLS reply can be
+//! taken for a reply inside TLS; such bytes break the TLS handshake instead.
+//! lettre's own STARTTLS keeps its read buffer across the upgrade. The same
+//! code tells a TLS mode mismatch, a missing STARTTLS and an untrusted
+//! certificate apart for "Test connection", and trust is the account's
+//! [`TlsContext`], as for IMAP. lettre takes over on the TLS stream.
 
 use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, Certificate, CertificateStore, TlsParameters,
-};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::account::{Account, Security};
 use crate::net::{self, NetError, TlsContext};
@@ -83,72 +91,131 @@ fn hello() -> ClientId {
     ClientId::Domain("localhost".to_owned())
 }
 
-fn tls_parameters(account: &Account) -> Result<TlsParameters, SmtpError> {
-    let host = &account.smtp.host;
-    let mut builder =
-        TlsParameters::builder(host.clone()).certificate_store(CertificateStore::Default);
-    if let Some(path) = &account.ca_file {
-        let pem = std::fs::read(path).map_err(|e| NetError::CaFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let certificate = Certificate::from_pem(&pem).map_err(|e| NetError::CaFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        builder = builder.add_root_certificate(certificate);
-    }
-    builder.build_rustls().map_err(|e| {
-        NetError::Tls {
-            host: host.clone(),
-            port: account.smtp.port,
-            reason: e.to_string(),
-        }
-        .into()
-    })
+/// A TLS stream handed to lettre. `connect_with_transport` reads a
+/// greeting first, but after STARTTLS the server sends none (RFC 3207
+/// section 4.2), so for that case this wrapper replays the greeting that
+/// was read before TLS.
+#[derive(Debug)]
+struct Handover {
+    greeting: Vec<u8>,
+    position: usize,
+    inner: TlsStream<TcpStream>,
 }
 
-/// Opens an authenticated submission connection.
-async fn open(account: &Account, password: &Secret) -> Result<AsyncSmtpConnection, SmtpError> {
-    let server = &account.smtp;
-    let params = tls_parameters(account)?;
-    let refused = |stage: &str| {
-        let stage = stage.to_owned();
-        move |e: lettre::transport::smtp::Error| SmtpError::Refused {
-            stage,
-            reason: e.to_string(),
+impl AsyncRead for Handover {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.position < this.greeting.len() {
+            let count = buffer.remaining().min(this.greeting.len() - this.position);
+            buffer.put_slice(&this.greeting[this.position..this.position + count]);
+            this.position += count;
+            return Poll::Ready(Ok(()));
         }
-    };
-    let implicit = (server.security == Security::Tls).then(|| params.clone());
-    let mut connection = AsyncSmtpConnection::connect_tokio1(
-        (server.host.as_str(), server.port),
-        Some(COMMAND_TIMEOUT),
-        &hello(),
-        implicit,
-        None,
-    )
-    .await
-    .map_err(refused("the connection"))?;
+        Pin::new(&mut this.inner).poll_read(context, buffer)
+    }
+}
+
+impl AsyncWrite for Handover {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(context, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(context)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(context)
+    }
+}
+
+impl AsyncTokioStream for Handover {
+    fn peer_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.get_ref().0.peer_addr()
+    }
+}
+
+/// Connects and secures the submission connection: implicit TLS, or the
+/// greeting, EHLO and STARTTLS in clear and then TLS. Returns the TLS
+/// stream and, for STARTTLS, the greeting to replay to lettre.
+async fn secure_stream(
+    account: &Account,
+    tls: &TlsContext,
+) -> Result<(TlsStream<TcpStream>, Vec<u8>), SmtpError> {
+    let server = &account.smtp;
+    let (host, port) = (server.host.as_str(), server.port);
+    let mut tcp = net::connect_tcp(host, port).await?;
+    let mut greeting = Vec::new();
     if server.security == Security::StartTls {
-        if !connection.can_starttls() {
-            connection.abort().await;
+        greeting = read_reply(&mut tcp, port, true)
+            .await?
+            .join("\r\n")
+            .into_bytes();
+        greeting.extend_from_slice(b"\r\n");
+        tcp.write_all(b"EHLO localhost\r\n")
+            .await
+            .map_err(|e| io(host, port, e))?;
+        let capabilities = read_reply(&mut tcp, port, false).await?;
+        if !capabilities.iter().any(|line| {
+            line.get(4..)
+                .unwrap_or_default()
+                .eq_ignore_ascii_case("STARTTLS")
+        }) {
             return Err(NetError::StartTlsMissing {
-                host: server.host.clone(),
-                port: server.port,
+                host: host.to_owned(),
+                port,
             }
             .into());
         }
-        connection
-            .starttls(params, &hello())
+        tcp.write_all(b"STARTTLS\r\n")
             .await
-            .map_err(refused("STARTTLS"))?;
+            .map_err(|e| io(host, port, e))?;
+        read_reply(&mut tcp, port, false).await?;
     }
+    let stream = tls.handshake(tcp, host, port).await?;
+    Ok((stream, greeting))
+}
+
+/// Opens an authenticated submission connection.
+async fn open(
+    account: &Account,
+    password: &Secret,
+    tls: &TlsContext,
+) -> Result<AsyncSmtpConnection, SmtpError> {
+    let (stream, greeting) = secure_stream(account, tls).await?;
+    let handover = Handover {
+        greeting,
+        position: 0,
+        inner: stream,
+    };
+    let client_id = hello();
+    let connect = AsyncSmtpConnection::connect_with_transport(Box::new(handover), &client_id);
+    let mut connection = step(connect, "the connection").await?;
     let credentials = Credentials::new(account.username.clone(), password.expose().to_owned());
-    if let Err(e) = connection
-        .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
-        .await
-    {
+    let auth = connection.auth(&[Mechanism::Plain, Mechanism::Login], &credentials);
+    let Ok(auth) = tokio::time::timeout(COMMAND_TIMEOUT, auth).await else {
         connection.abort().await;
+        return Err(SmtpError::Refused {
+            stage: "login".to_owned(),
+            reason: format!("no reply within {} s", COMMAND_TIMEOUT.as_secs()),
+        });
+    };
+    if let Err(e) = auth {
+        connection.abort().await;
+        if e.is_client() {
+            return Err(SmtpError::Refused {
+                stage: "login".to_owned(),
+                reason: format!("{e}; the server offers no PLAIN or LOGIN authentication over TLS"),
+            });
+        }
         return Err(SmtpError::LoginFailed {
             username: account.username.clone(),
             reason: e.to_string(),
@@ -157,9 +224,31 @@ async fn open(account: &Account, password: &Secret) -> Result<AsyncSmtpConnectio
     Ok(connection)
 }
 
+/// Runs one SMTP command before the message text with [`COMMAND_TIMEOUT`];
+/// any failure means the message was not accepted.
+async fn step<T>(
+    command: impl std::future::Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    stage: &str,
+) -> Result<T, SmtpError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
+        Ok(result) => result.map_err(|e| SmtpError::Refused {
+            stage: stage.to_owned(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(SmtpError::Refused {
+            stage: stage.to_owned(),
+            reason: format!("no reply within {} s", COMMAND_TIMEOUT.as_secs()),
+        }),
+    }
+}
+
 /// Checks that the submission server accepts the login.
-pub async fn check_login(account: &Account, password: &Secret) -> Result<(), SmtpError> {
-    let mut connection = open(account, password).await?;
+pub async fn check_login(
+    account: &Account,
+    password: &Secret,
+    tls: &TlsContext,
+) -> Result<(), SmtpError> {
+    let mut connection = open(account, password, tls).await?;
     let _ = connection.quit().await;
     Ok(())
 }
@@ -169,50 +258,59 @@ pub async fn check_login(account: &Account, password: &Secret) -> Result<(), Smt
 pub async fn submit(
     account: &Account,
     password: &Secret,
+    tls: &TlsContext,
     envelope_from: &str,
     recipients: &[String],
     raw: &[u8],
 ) -> Result<(), SmtpError> {
     let envelope = envelope(envelope_from, recipients)?;
-    let mut connection = open(account, password).await?;
-    let refused = |stage: String| {
-        move |e: lettre::transport::smtp::Error| SmtpError::Refused {
-            stage,
-            reason: e.to_string(),
-        }
-    };
+    let mut connection = open(account, password, tls).await?;
 
     let mut parameters = Vec::new();
-    if !raw.is_ascii()
-        && connection
+    if !raw.is_ascii() {
+        // RFC 6152: 8-bit text may only be sent with BODY=8BITMIME.
+        if !connection
             .server_info()
             .supports_feature(Extension::EightBitMime)
-    {
+        {
+            connection.abort().await;
+            return Err(SmtpError::Refused {
+                stage: "the message".to_owned(),
+                reason: "it contains 8-bit text and the server does not accept 8BITMIME; \
+                         encode the body as quoted-printable or base64"
+                    .to_owned(),
+            });
+        }
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
     let outcome = async {
-        connection
-            .command(Mail::new(envelope.from().cloned(), parameters))
-            .await
-            .map_err(refused("the sender".to_owned()))?;
+        let mail = Mail::new(envelope.from().cloned(), parameters);
+        step(connection.command(mail), "the sender").await?;
         for recipient in envelope.to() {
-            connection
-                .command(Rcpt::new(recipient.clone(), Vec::new()))
-                .await
-                .map_err(refused(format!("recipient at {}", recipient.domain())))?;
+            let rcpt = Rcpt::new(recipient.clone(), Vec::new());
+            step(
+                connection.command(rcpt),
+                &format!("recipient at {}", recipient.domain()),
+            )
+            .await?;
         }
-        connection
-            .command(Data)
-            .await
-            .map_err(refused("DATA".to_owned()))?;
-        match connection.message(raw).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() || e.is_transient() => Err(SmtpError::Refused {
+        step(connection.command(Data), "DATA").await?;
+        // From here on the server may have the message, so a lost
+        // connection or a missing reply is "uncertain", not "refused".
+        match tokio::time::timeout(COMMAND_TIMEOUT, connection.message(raw)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is_permanent() || e.is_transient() => Err(SmtpError::Refused {
                 stage: "the message".to_owned(),
                 reason: e.to_string(),
             }),
-            Err(e) => Err(SmtpError::Uncertain {
+            Ok(Err(e)) => Err(SmtpError::Uncertain {
                 reason: e.to_string(),
+            }),
+            Err(_) => Err(SmtpError::Uncertain {
+                reason: format!(
+                    "no reply within {} s after the message",
+                    COMMAND_TIMEOUT.as_secs()
+                ),
             }),
         }
     }
@@ -248,43 +346,9 @@ fn envelope(from: &str, recipients: &[String]) -> Result<Envelope, SmtpError> {
 /// Checks TLS on the submission port without logging in: the greeting, the
 /// STARTTLS offer and the certificate.
 pub async fn probe(account: &Account, tls: &TlsContext) -> Result<(), SmtpError> {
-    let server = &account.smtp;
-    let (host, port) = (server.host.as_str(), server.port);
-    let tcp = net::connect_tcp(host, port).await?;
-    let tcp = match server.security {
-        Security::Tls => tcp,
-        Security::StartTls => {
-            let mut reader = BufReader::new(tcp);
-            read_reply(&mut reader, port, true).await?;
-            reader
-                .get_mut()
-                .write_all(b"EHLO localhost\r\n")
-                .await
-                .map_err(|e| io(host, port, e))?;
-            let capabilities = read_reply(&mut reader, port, false).await?;
-            if !capabilities
-                .iter()
-                .any(|line| line.to_ascii_uppercase().starts_with("STARTTLS"))
-            {
-                return Err(NetError::StartTlsMissing {
-                    host: host.to_owned(),
-                    port,
-                }
-                .into());
-            }
-            reader
-                .get_mut()
-                .write_all(b"STARTTLS\r\n")
-                .await
-                .map_err(|e| io(host, port, e))?;
-            read_reply(&mut reader, port, false).await?;
-            reader.into_inner()
-        }
-    };
-    let mut stream = tls.handshake(tcp, host, port).await?;
-    if server.security == Security::Tls {
-        let mut reader = BufReader::new(&mut stream);
-        read_reply(&mut reader, port, true).await?;
+    let (mut stream, _) = secure_stream(account, tls).await?;
+    if account.smtp.security == Security::Tls {
+        read_reply(&mut stream, account.smtp.port, true).await?;
     }
     let _ = stream.write_all(b"QUIT\r\n").await;
     Ok(())
@@ -299,35 +363,59 @@ fn io(host: &str, port: u16, source: std::io::Error) -> SmtpError {
     .into()
 }
 
-/// Reads one (possibly multi-line) reply; returns the text of each line
-/// after the code. A greeting that does not arrive in time means the port
-/// waits for a TLS ClientHello.
+/// Reads one (possibly multi-line) reply, one byte at a time so that
+/// nothing after it is consumed; returns its lines. A greeting that does
+/// not arrive in time on a plain connection means the port waits for a TLS
+/// ClientHello.
 async fn read_reply<R>(reader: &mut R, port: u16, greeting: bool) -> Result<Vec<String>, SmtpError>
 where
-    R: tokio::io::AsyncBufRead + Unpin,
+    R: AsyncRead + Unpin,
 {
     let mut lines = Vec::new();
     loop {
-        let mut line = String::new();
-        let read = tokio::time::timeout(net::GREETING_TIMEOUT, reader.read_line(&mut line)).await;
-        let count = match read {
+        let line = match tokio::time::timeout(net::GREETING_TIMEOUT, read_line(reader)).await {
             Err(_) if greeting => return Err(NetError::ExpectsImplicitTls { port }.into()),
             Err(_) => return Err(refused_reply(port, "no reply in time")),
             Ok(Err(e)) => return Err(refused_reply(port, &e.to_string())),
-            Ok(Ok(count)) => count,
+            Ok(Ok(line)) => line,
         };
-        if count == 0 {
-            return Err(refused_reply(port, "the server closed the connection"));
-        }
-        let line = line.trim_end();
         if line.len() < 3 || !line.starts_with(['2', '3']) {
-            return Err(refused_reply(port, line));
+            return Err(refused_reply(port, &line));
         }
-        lines.push(line.get(4..).unwrap_or_default().to_owned());
-        if line.as_bytes().get(3) != Some(&b'-') {
+        let last = line.as_bytes().get(3) != Some(&b'-');
+        lines.push(line);
+        if last {
             return Ok(lines);
         }
     }
+}
+
+/// Reads up to and including LF, without reading ahead; at most 1,000
+/// bytes (RFC 5321 section 4.5.3.1.5).
+async fn read_line<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    loop {
+        let mut byte = [0u8; 1];
+        if reader.read(&mut byte).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ));
+        }
+        if byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+        if line.len() > 1_000 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "reply line too long",
+            ));
+        }
+    }
+    Ok(String::from_utf8_lossy(&line)
+        .trim_end_matches('\r')
+        .to_owned())
 }
 
 fn refused_reply(port: u16, reason: &str) -> SmtpError {

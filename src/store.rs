@@ -31,6 +31,36 @@ pub enum StoreError {
         /// The database file.
         path: PathBuf,
     },
+    /// The Message-ID was already sent from this profile.
+    #[error("message {message_id} was already sent; give the new message its own Message-ID")]
+    AlreadySent {
+        /// The Message-ID.
+        message_id: String,
+    },
+    /// The Message-ID belongs to a different message in the outbox.
+    #[error(
+        "the outbox already holds a different message with Message-ID {message_id}; \
+         give the new message its own Message-ID, or discard the old one"
+    )]
+    DuplicateMessageId {
+        /// The Message-ID.
+        message_id: String,
+    },
+    /// The store exists but its key is gone from the keyring.
+    #[error(
+        "the key of the local mail store {path} is missing from the OS keyring; \
+         move that file away and sync again (mail on the server is not affected; unsent \
+         messages in its outbox are lost)"
+    )]
+    KeyLost {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// No strong random numbers for the store key.
+    #[error(
+        "cannot create a key for the local mail store: the system random generator failed ({0})"
+    )]
+    Random(String),
     /// SQLite failed.
     #[error("local mail store failed while {operation}: {source}")]
     Sqlite {
@@ -166,6 +196,7 @@ pub struct OutboxEntry {
 /// The encrypted local store.
 pub struct Store {
     connection: Mutex<Connection>,
+    folder_locks: Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -236,10 +267,14 @@ impl Store {
         let key = match entry.read() {
             Ok(key) => key,
             Err(SecretError::Missing { .. }) if !path.exists() => {
-                let key = Secret::new(crate::account::random_id() + &crate::account::random_id());
+                let mut bytes = [0u8; 32];
+                openssl::rand::rand_bytes(&mut bytes)
+                    .map_err(|e| StoreError::Random(e.to_string()))?;
+                let key = Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
                 entry.store(&key)?;
                 key
             }
+            Err(SecretError::Missing { .. }) => return Err(StoreError::KeyLost { path }),
             Err(e) => return Err(e.into()),
         };
         if let Some(parent) = path.parent() {
@@ -278,7 +313,19 @@ impl Store {
             .map_err(sql("creating tables"))?;
         Ok(Store {
             connection: Mutex::new(connection),
+            folder_locks: Mutex::default(),
         })
+    }
+
+    /// The lock that serialises syncs of one folder. Two syncs of the same
+    /// folder on different connections (the full sync and the IDLE
+    /// watcher) could otherwise delete each other's new messages.
+    pub fn folder_lock(&self, folder: i64) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .folder_locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(folder).or_default().clone()
     }
 
     fn db(&self) -> MutexGuard<'_, Connection> {
@@ -631,8 +678,11 @@ impl Store {
             .map_err(sql("saving a message"))
     }
 
-    /// Adds a message to the outbox in state `Queued`; adding the same
-    /// Message-ID twice returns the existing entry's id.
+    /// Adds a message to the outbox in state `Queued`. Adding the same
+    /// message again (same account, bytes and recipients) while it is not
+    /// yet done returns the existing entry's id; any other reuse of its
+    /// Message-ID is an error, so a changed message is never silently
+    /// dropped in favour of an old one.
     pub fn outbox_add(
         &self,
         account: &str,
@@ -641,20 +691,74 @@ impl Store {
         envelope_from: &str,
         recipients: &[String],
     ) -> Result<i64, StoreError> {
-        let now = now();
-        let db = self.db();
-        db.execute(
-            "INSERT INTO outbox (account, message_id, raw, envelope_from, recipients, state, created, updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6) ON CONFLICT (message_id) DO NOTHING",
-            params![account, message_id, raw, envelope_from, recipients.join("\n"), now],
-        )
-        .map_err(sql("queueing a message"))?;
-        db.query_row(
-            "SELECT id FROM outbox WHERE message_id = ?1",
-            [message_id],
-            |r| r.get(0),
-        )
-        .map_err(sql("queueing a message"))
+        let recipients = recipients.join("\n");
+        let mut db = self.db();
+        let tx = db.transaction().map_err(sql("queueing a message"))?;
+        let existing: Option<(i64, String, Vec<u8>, String, String)> = tx
+            .query_row(
+                "SELECT id, account, raw, recipients, state FROM outbox WHERE message_id = ?1",
+                [message_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()
+            .map_err(sql("queueing a message"))?;
+        let id = match existing {
+            Some((_, _, _, _, state)) if OutboxState::parse(&state) == OutboxState::Done => {
+                return Err(StoreError::AlreadySent {
+                    message_id: message_id.to_owned(),
+                });
+            }
+            Some((id, known_account, known_raw, known_recipients, _))
+                if known_account == account
+                    && known_raw == raw
+                    && known_recipients == recipients =>
+            {
+                id
+            }
+            Some(_) => {
+                return Err(StoreError::DuplicateMessageId {
+                    message_id: message_id.to_owned(),
+                });
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO outbox (account, message_id, raw, envelope_from, recipients, state, created, updated)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+                    params![account, message_id, raw, envelope_from, recipients, now()],
+                )
+                .map_err(sql("queueing a message"))?;
+                tx.last_insert_rowid()
+            }
+        };
+        tx.commit().map_err(sql("queueing a message"))?;
+        Ok(id)
+    }
+
+    /// Moves an outbox entry to `to` only if it is in one of the `from`
+    /// states, counting an attempt when it enters `Sending`. Returns whether
+    /// it moved; two processes retrying the same entry cannot both claim it.
+    pub fn outbox_transition(
+        &self,
+        id: i64,
+        from: &[OutboxState],
+        to: OutboxState,
+    ) -> Result<bool, StoreError> {
+        let attempt = i64::from(to == OutboxState::Sending);
+        // The state names are fixed identifiers from `as_str`, not input.
+        let allowed: Vec<String> = from
+            .iter()
+            .map(|state| format!("'{}'", state.as_str()))
+            .collect();
+        let statement = format!(
+            "UPDATE outbox SET state = ?2, last_error = NULL, attempts = attempts + ?3, updated = ?4
+             WHERE id = ?1 AND state IN ({})",
+            allowed.join(", ")
+        );
+        let changed = self
+            .db()
+            .execute(&statement, params![id, to.as_str(), attempt, now()])
+            .map_err(sql("updating the outbox"))?;
+        Ok(changed == 1)
     }
 
     /// Moves an outbox entry to a new state, counting an attempt when it
@@ -827,6 +931,49 @@ mod tests {
             .map(|f| f.name)
             .collect();
         assert_eq!(names, vec!["INBOX"]);
+    }
+
+    #[test]
+    fn outbox_rejects_reused_message_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), &Secret::new(KEY)).unwrap();
+        let rcpt = vec!["b@example.org".to_owned()];
+        let id = store
+            .outbox_add("a", "<2@example.org>", b"one", "a@example.org", &rcpt)
+            .unwrap();
+        let changed = store.outbox_add("a", "<2@example.org>", b"two", "a@example.org", &rcpt);
+        assert!(
+            matches!(changed, Err(StoreError::DuplicateMessageId { .. })),
+            "{changed:?}"
+        );
+        store.outbox_set_state(id, OutboxState::Done, None).unwrap();
+        let again = store.outbox_add("a", "<2@example.org>", b"one", "a@example.org", &rcpt);
+        assert!(
+            matches!(again, Err(StoreError::AlreadySent { .. })),
+            "{again:?}"
+        );
+    }
+
+    #[test]
+    fn outbox_transition_claims_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), &Secret::new(KEY)).unwrap();
+        let rcpt = vec!["b@example.org".to_owned()];
+        let id = store
+            .outbox_add("a", "<3@example.org>", b"x", "a@example.org", &rcpt)
+            .unwrap();
+        let from = [OutboxState::Queued, OutboxState::Failed];
+        assert!(
+            store
+                .outbox_transition(id, &from, OutboxState::Sending)
+                .unwrap()
+        );
+        assert!(
+            !store
+                .outbox_transition(id, &from, OutboxState::Sending)
+                .unwrap()
+        );
+        assert_eq!(store.outbox("a").unwrap()[0].attempts, 1);
     }
 
     #[test]

@@ -28,6 +28,15 @@ pub enum SyncError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The folder's UIDVALIDITY changed since the last sync, so cached
+    /// UIDs may name other messages now.
+    #[error(
+        "folder {name:?} was rebuilt on the server; its messages are fetched again at the next sync, then try again"
+    )]
+    FolderChanged {
+        /// The folder's display name.
+        name: String,
+    },
     /// A store worker thread died.
     #[error("cannot write to the local mail store: its worker stopped ({0})")]
     Worker(String),
@@ -133,6 +142,8 @@ pub async fn sync_folder(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<FolderReport, SyncError> {
     let id = folder.id;
+    let lock = store.folder_lock(id);
+    let _sync_guard = lock.lock().await;
     let selected = connection.select(&folder.raw_name).await?;
     let mut state = blocking(store, move |s| s.folder_state(id)).await?;
     if state.uid_validity != 0 && state.uid_validity != selected.uid_validity {
@@ -175,8 +186,9 @@ pub async fn sync_folder(
     Ok(report)
 }
 
-/// Applies flag changes and expunges since the last sync; returns how many
-/// flags changed and how many messages were removed.
+/// Applies flag changes and expunges since the last sync, and fetches any
+/// message the server has that the store lacks. Returns how many flag
+/// updates were applied and how many messages were removed.
 async fn reconcile(
     connection: &mut Connection,
     store: &Arc<Store>,
@@ -184,28 +196,46 @@ async fn reconcile(
     state: &crate::store::FolderState,
     selected: &Selected,
 ) -> Result<(usize, usize), SyncError> {
+    // `None`: nothing changed; `Some(None)`: fetch every flag (no
+    // CONDSTORE); `Some(Some(m))`: fetch flags changed since MODSEQ m.
     let since = match (connection.condstore(), state.highest_modseq) {
         (true, Some(modseq)) if selected.highest_modseq == Some(modseq) => None,
-        (true, Some(modseq)) => Some(modseq),
-        // Without a MODSEQ to compare, every flag is fetched again.
-        _ => Some(0),
+        (true, stored) => Some(Some(stored.unwrap_or(1))),
+        (false, _) => Some(None),
     };
     let mut changed = 0;
-    let mut vanished = Vec::new();
+    let mut vanished_ranges = Vec::new();
     if let Some(modseq) = since {
-        let changes = connection.changes_since(modseq).await?;
+        let changes = connection.fetch_flags(modseq).await?;
         changed = changes.flags.len();
-        vanished = changes.vanished;
+        vanished_ranges = changes.vanished;
         let flags = changes.flags;
         blocking(store, move |s| s.save_flags(id, &flags)).await?;
     }
 
-    if !connection.qresync() || state.highest_modseq.is_none() {
-        let local_count = blocking(store, move |s| s.count(id)).await?;
-        if local_count != selected.exists {
-            let remote = connection.all_uids().await?;
-            let local = blocking(store, move |s| s.uids(id)).await?;
-            vanished = local.difference(&remote).copied().collect();
+    let local = blocking(store, move |s| s.uids(id)).await?;
+    let mut vanished: Vec<u32> = local
+        .iter()
+        .copied()
+        .filter(|uid| {
+            vanished_ranges
+                .iter()
+                .any(|(low, high)| (low..=high).contains(&uid))
+        })
+        .collect();
+    let local_count = local.len() - vanished.len();
+    if local_count != selected.exists as usize {
+        let remote = connection.all_uids().await?;
+        vanished = local.difference(&remote).copied().collect();
+        let mut missing: Vec<u32> = remote.difference(&local).copied().collect();
+        if !missing.is_empty() {
+            missing.sort_unstable();
+            tracing::info!(
+                folder = id,
+                count = missing.len(),
+                "fetching messages missing locally"
+            );
+            fetch_into_store(connection, store, id, &uid_set(&missing), 0, &|_| {}).await?;
         }
     }
     let removed = vanished.len();
@@ -213,6 +243,27 @@ async fn reconcile(
         blocking(store, move |s| s.delete_messages(id, &vanished)).await?;
     }
     Ok((changed, removed))
+}
+
+/// Writes sorted UIDs as an IMAP sequence set, joining runs ("1,5:9").
+fn uid_set(uids: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut index = 0;
+    while index < uids.len() {
+        let start = uids[index];
+        let mut end = start;
+        while index + 1 < uids.len() && uids[index + 1] == end + 1 {
+            index += 1;
+            end = uids[index];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        index += 1;
+    }
+    parts.join(",")
 }
 
 /// Streams envelopes for `set` into the store through a writer thread.
@@ -271,6 +322,30 @@ async fn fetch_into_store(
     Ok(written)
 }
 
+/// Selects a folder for acting on cached UIDs. When the server's
+/// UIDVALIDITY differs from the stored one, the cache is discarded and an
+/// error returned, so that no action reaches a different message.
+pub async fn select_verified(
+    connection: &mut Connection,
+    store: &Arc<Store>,
+    folder: &Folder,
+) -> Result<Selected, SyncError> {
+    let id = folder.id;
+    let selected = connection.select(&folder.raw_name).await?;
+    let state = blocking(store, move |s| s.folder_state(id)).await?;
+    if state.uid_validity != 0 && state.uid_validity != selected.uid_validity {
+        tracing::warn!(
+            folder = id,
+            "UIDVALIDITY changed; discarding the cached folder"
+        );
+        blocking(store, move |s| s.clear_folder(id)).await?;
+        return Err(SyncError::FolderChanged {
+            name: folder.name.clone(),
+        });
+    }
+    Ok(selected)
+}
+
 /// Returns a message's raw bytes from the cache, fetching and caching them
 /// on first use.
 pub async fn message_body(
@@ -290,4 +365,16 @@ pub async fn message_body(
     let copy = raw.clone();
     blocking(store, move |s| s.save_body(id, uid, &copy)).await?;
     Ok(Some(raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_set_joins_runs() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(uid_set(&[4]), "4");
+        assert_eq!(uid_set(&[]), "");
+    }
 }

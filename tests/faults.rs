@@ -124,6 +124,69 @@ fn fault_account(user: &str, port: u16) -> wardmail::account::Account {
     account
 }
 
+/// Answers a complete IMAP session of a server with no extensions beyond
+/// IMAP4rev1 (no CONDSTORE, QRESYNC, MOVE or UIDPLUS), holding two
+/// messages.
+fn plain_imap_reply(line: &str) -> Reply {
+    let (tag, command) = line.split_once(' ').unwrap_or((line, ""));
+    let upper = command.to_ascii_uppercase();
+    if upper.starts_with("UID FETCH") && upper.contains("HEADER.FIELDS") {
+        let mut text = String::new();
+        for uid in 1..=2 {
+            let header = format!("From: lab{uid}@example.org\r\nSubject: result {uid}\r\n\r\n");
+            text.push_str(&format!(
+                "* {uid} FETCH (UID {uid} FLAGS () RFC822.SIZE 99 BODY[HEADER.FIELDS (FROM SUBJECT)] {{{}}}\r\n{header})\r\n",
+                header.len()
+            ));
+        }
+        return Reply::Send(format!("{text}{tag} OK done\r\n"));
+    }
+    if upper.starts_with("UID FETCH") {
+        assert!(
+            !upper.contains("CHANGEDSINCE"),
+            "CHANGEDSINCE sent to a server without CONDSTORE: {line}"
+        );
+        return Reply::Send(format!(
+            "* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n* 2 FETCH (UID 2 FLAGS ())\r\n{tag} OK done\r\n"
+        ));
+    }
+    if upper.starts_with("UID SEARCH") {
+        return Reply::Send(format!("* SEARCH 1 2\r\n{tag} OK done\r\n"));
+    }
+    imap_reply(line, "")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resync_without_condstore() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = acceptor();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    script(tls, "* OK plain server ready\r\n", plain_imap_reply).await;
+                }
+            });
+        }
+    });
+    let (_dir, session) = support::session(fault_account("fault-plain", port)).await;
+    let first = session.sync(&|_| {}).await.unwrap();
+    assert_eq!(first[0].added, 2);
+    let second = session.sync(&|_| {}).await.unwrap();
+    assert_eq!(second[0].added, 0);
+    assert_eq!(second[0].total, 2);
+    let inbox = session.folder("INBOX").await.unwrap();
+    let id = inbox.id;
+    let rows = blocking(&session.store, move |s| s.list(id, 0, 10))
+        .await
+        .unwrap();
+    let seen: Vec<(u32, bool)> = rows.iter().map(|r| (r.uid, r.seen)).collect();
+    assert!(seen.contains(&(1, true)), "{seen:?}");
+    assert!(seen.contains(&(2, false)), "{seen:?}");
+}
+
 const HEADER_1: &str = "From: lab@example.org\r\nSubject: one\r\n\r\n";
 
 #[tokio::test(flavor = "multi_thread")]

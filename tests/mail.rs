@@ -185,6 +185,7 @@ async fn idle_reports_new_mail() {
     wardmail::smtp::submit(
         &account,
         &support::password(),
+        session.tls(),
         "lab@example.org",
         std::slice::from_ref(&account.address),
         &raw,
@@ -301,6 +302,60 @@ async fn draft_is_saved_to_drafts() {
     session.save_draft(&raw).await.unwrap();
     assert_eq!(
         support::count_message_id(user, "Drafts", "draft1@example.org"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_interrupted_by_crash_waits_for_user() {
+    let user = &support::user("crash");
+    let (dir, session) = support::session(support::account(user)).await;
+    let me = session.account.address.clone();
+    let raw = support::message(&me, &me, "crash", "crash1@example.org");
+    let id = wardmail::outbox::enqueue(
+        &session.store,
+        &session.account,
+        "<crash1@example.org>".into(),
+        raw,
+        vec![me],
+    )
+    .await
+    .unwrap();
+    // The state a crash leaves behind: claimed for sending, never finished.
+    let from = [wardmail::store::OutboxState::Queued];
+    let claimed = blocking(&session.store, move |s| {
+        s.outbox_transition(id, &from, wardmail::store::OutboxState::Sending)
+    })
+    .await
+    .unwrap();
+    assert!(claimed);
+    drop(session);
+
+    let profile = wardmail::account::Profile::locate(Some(dir.path())).unwrap();
+    let session = wardmail::session::Session::open(profile, None)
+        .await
+        .unwrap();
+    let account = session.account.id.clone();
+    let entries = blocking(&session.store, move |s| s.outbox(&account))
+        .await
+        .unwrap();
+    assert_eq!(entries[0].state, wardmail::store::OutboxState::Uncertain);
+    assert!(session.flush_outbox().await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        support::count_message_id(user, "INBOX", "crash1@example.org"),
+        0
+    );
+
+    session.resend(id, true).await.unwrap();
+    for _ in 0..50 {
+        if support::count_message_id(user, "INBOX", "crash1@example.org") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        support::count_message_id(user, "INBOX", "crash1@example.org"),
         1
     );
 }

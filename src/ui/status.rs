@@ -53,9 +53,7 @@ impl Problem {
 pub fn is_offline(error: &SessionError) -> bool {
     match error {
         SessionError::Net(_) => true,
-        SessionError::Imap(imap) | SessionError::Sync(SyncError::Imap(imap)) => {
-            matches!(imap, ImapError::Net(_))
-        }
+        SessionError::Imap(imap) | SessionError::Sync(SyncError::Imap(imap)) => imap.is_offline(),
         SessionError::Smtp(SmtpError::Net(_)) => true,
         SessionError::Outbox(OutboxError::Smtp(SmtpError::Net(_))) => true,
         _ => false,

@@ -49,6 +49,9 @@ pub enum AccountError {
         /// What the user can do.
         fix: &'static str,
     },
+    /// The profile has no account yet.
+    #[error("no account in this profile yet: add one with `wardmail account add` or in the window")]
+    NoAccounts,
     /// The requested account does not exist in this profile.
     #[error("no account {0:?} in this profile: add one with `wardmail account add`")]
     NotFound(String),
@@ -305,10 +308,13 @@ impl Config {
     /// Finds an account by id, or the first account when `id` is `None`.
     pub fn account(&self, id: Option<&str>) -> Result<&Account, AccountError> {
         match id {
-            Some(id) => self.accounts.iter().find(|a| a.id == id || a.address == id),
-            None => self.accounts.first(),
+            Some(id) => self
+                .accounts
+                .iter()
+                .find(|a| a.id == id || a.address.eq_ignore_ascii_case(id))
+                .ok_or_else(|| AccountError::NotFound(id.to_owned())),
+            None => self.accounts.first().ok_or(AccountError::NoAccounts),
         }
-        .ok_or_else(|| AccountError::NotFound(id.unwrap_or("(any)").to_owned()))
     }
 
     /// Adds an account or replaces the one with the same id.

@@ -21,9 +21,19 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
+///
+/// Libraries that trace their wire traffic are always silenced, whatever
+/// `RUST_LOG` says: async-imap logs every command at trace level, LOGIN
+/// and its password included, and zbus logs D-Bus messages, which carry
+/// secrets on their way to the keyring.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    for directive in ["async_imap=off", "imap_proto=off", "zbus=off", "lettre=off"] {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

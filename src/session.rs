@@ -9,7 +9,9 @@ use crate::account::{Account, AccountError, Config, Profile};
 use crate::imap::{self, ImapError, Role};
 use crate::net::{NetError, TlsContext};
 use crate::outbox::{self, OutboxError};
+use crate::protection::ProtectionReport;
 use crate::secret::{KeyringEntry, Secret, SecretError};
+use crate::smime::{self as smime_reader, Identity, SmimeError, TrustStore};
 use crate::smtp::{self, SmtpError};
 use crate::store::{Folder, Store, StoreError};
 use crate::sync::{self, FolderReport, Progress, SyncError, blocking};
@@ -47,6 +49,9 @@ pub enum SessionError {
     /// A folder role the server does not have.
     #[error("the server has no {0} folder")]
     NoRole(&'static str),
+    /// S/MIME keys and certificates.
+    #[error(transparent)]
+    Smime(#[from] SmimeError),
     /// An outbox entry that does not exist (any more).
     #[error("no message {0} in the outbox: it was sent or discarded meanwhile")]
     NoOutboxEntry(i64),
@@ -345,6 +350,101 @@ impl Session {
             confirmed,
         )
         .await?)
+    }
+}
+
+/// An S/MIME identity (certificate with its private key) as shown to the
+/// user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityInfo {
+    /// SHA-256 fingerprint of the certificate.
+    pub fingerprint: String,
+    /// E-mail addresses in the certificate.
+    pub addresses: Vec<String>,
+}
+
+impl Session {
+    /// Imports the user's .p12/.pfx file into the encrypted store. The
+    /// password is used once, to open the file, and not kept.
+    pub async fn import_pkcs12(
+        &self,
+        bytes: Vec<u8>,
+        password: Secret,
+    ) -> Result<IdentityInfo, SessionError> {
+        let store = self.store.clone();
+        let account = self.account.id.clone();
+        unblock(move || {
+            let identity = Identity::from_pkcs12(&bytes, password.expose())?;
+            let (key, certificate) = identity.to_der()?;
+            let info = IdentityInfo {
+                fingerprint: identity.fingerprint(),
+                addresses: identity.addresses(),
+            };
+            store.save_smime_identity(
+                &account,
+                &info.fingerprint,
+                &info.addresses,
+                &key,
+                &certificate,
+            )?;
+            tracing::info!(account = %account, "S/MIME identity imported");
+            Ok(info)
+        })
+        .await
+    }
+
+    /// Trusts the CA certificates in a PEM or DER file for S/MIME. Returns
+    /// how many were added.
+    pub async fn import_ca(&self, bytes: Vec<u8>) -> Result<usize, SessionError> {
+        let store = self.store.clone();
+        unblock(move || {
+            let mut parsed = TrustStore::empty();
+            let count = parsed.add_certificates(&bytes)?;
+            for der in parsed.certificate_ders() {
+                store.save_trust_anchor(&der)?;
+            }
+            Ok(count)
+        })
+        .await
+    }
+
+    /// The account's S/MIME identities.
+    pub async fn smime_identities(&self) -> Result<Vec<IdentityInfo>, SessionError> {
+        let store = self.store.clone();
+        let account = self.account.id.clone();
+        unblock(move || {
+            let mut infos = Vec::new();
+            for (key, certificate) in store.smime_identities(&account)? {
+                let identity = Identity::from_der(&key, &certificate)?;
+                infos.push(IdentityInfo {
+                    fingerprint: identity.fingerprint(),
+                    addresses: identity.addresses(),
+                });
+            }
+            Ok(infos)
+        })
+        .await
+    }
+
+    /// Works out how a message is protected, decrypting and verifying it
+    /// with the account's identities and trusted CAs. Blocks on crypto, so
+    /// it runs on the blocking pool.
+    pub async fn inspect(&self, raw: Vec<u8>) -> Result<ProtectionReport, SessionError> {
+        let store = self.store.clone();
+        let account = self.account.id.clone();
+        unblock(move || {
+            let identities = store
+                .smime_identities(&account)?
+                .iter()
+                .map(|(key, certificate)| Identity::from_der(key, certificate))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut trust = TrustStore::with_system_roots();
+            for der in store.trust_anchors()? {
+                trust.add_certificates(&der)?;
+            }
+            Ok(smime_reader::inspect(&raw, &identities, &trust))
+        })
+        .await
     }
 }
 

@@ -135,6 +135,53 @@ impl Identity {
     pub fn addresses(&self) -> Vec<String> {
         certificate_addresses(&self.certificate)
     }
+
+    /// Serialises the identity for the encrypted store: the private key as
+    /// unencrypted PKCS#8 DER and the certificate as DER. The caller must
+    /// keep the key bytes out of any unencrypted file.
+    pub fn to_der(&self) -> Result<(Vec<u8>, Vec<u8>), SmimeError> {
+        let key = self
+            .key
+            .private_key_to_pkcs8()
+            .map_err(|errors| SmimeError::InvalidPkcs12 {
+                reason: describe_errors(&errors),
+            })?;
+        let certificate =
+            self.certificate
+                .to_der()
+                .map_err(|errors| SmimeError::InvalidCertificate {
+                    reason: describe_errors(&errors),
+                })?;
+        Ok((key, certificate))
+    }
+
+    /// Rebuilds an identity from [`Identity::to_der`] output.
+    pub fn from_der(key: &[u8], certificate: &[u8]) -> Result<Self, SmimeError> {
+        let key =
+            PKey::private_key_from_pkcs8(key).map_err(|errors| SmimeError::InvalidPkcs12 {
+                reason: describe_errors(&errors),
+            })?;
+        let certificate =
+            X509::from_der(certificate).map_err(|errors| SmimeError::InvalidCertificate {
+                reason: describe_errors(&errors),
+            })?;
+        Ok(Self { key, certificate })
+    }
+
+    /// The SHA-256 fingerprint of the certificate, as upper-case hex pairs
+    /// separated by colons.
+    pub fn fingerprint(&self) -> String {
+        self.certificate
+            .digest(openssl::hash::MessageDigest::sha256())
+            .map(|digest| {
+                digest
+                    .iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// Loads the legacy provider once for the whole process and keeps it
@@ -263,6 +310,14 @@ impl TrustStore {
     /// Creates a store that trusts only certificates added to it.
     pub fn empty() -> Self {
         Self::default()
+    }
+
+    /// The user-added certificates as DER, for saving.
+    pub fn certificate_ders(&self) -> Vec<Vec<u8>> {
+        self.certificates
+            .iter()
+            .filter_map(|certificate| certificate.to_der().ok())
+            .collect()
     }
 
     /// Adds every certificate in `bytes`, which contains one or more PEM

@@ -193,6 +193,10 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+/// An S/MIME identity as stored: (private key as PKCS#8 DER, certificate
+/// DER).
+pub type StoredIdentity = (Vec<u8>, Vec<u8>);
+
 /// The encrypted local store.
 pub struct Store {
     connection: Mutex<Connection>,
@@ -242,6 +246,18 @@ CREATE TABLE IF NOT EXISTS body (
     uid INTEGER NOT NULL,
     raw BLOB NOT NULL,
     PRIMARY KEY (folder, uid)
+);
+CREATE TABLE IF NOT EXISTS smime_identity (
+    fingerprint TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    addresses TEXT NOT NULL,
+    private_key BLOB NOT NULL,
+    certificate BLOB NOT NULL,
+    added INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trust_anchor (
+    certificate BLOB PRIMARY KEY,
+    added INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
@@ -777,6 +793,73 @@ impl Store {
             )
             .map(drop)
             .map_err(sql("updating the outbox"))
+    }
+
+    /// Saves an S/MIME identity (private key as PKCS#8 DER and certificate
+    /// DER). The store is encrypted, so the key is never on disk in clear.
+    pub fn save_smime_identity(
+        &self,
+        account: &str,
+        fingerprint: &str,
+        addresses: &[String],
+        private_key: &[u8],
+        certificate: &[u8],
+    ) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "INSERT OR REPLACE INTO smime_identity
+                   (fingerprint, account, addresses, private_key, certificate, added)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    fingerprint,
+                    account,
+                    addresses.join(" "),
+                    private_key,
+                    certificate,
+                    now()
+                ],
+            )
+            .map(drop)
+            .map_err(sql("saving an S/MIME identity"))
+    }
+
+    /// The S/MIME identities of an account.
+    pub fn smime_identities(&self, account: &str) -> Result<Vec<StoredIdentity>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(
+                "SELECT private_key, certificate FROM smime_identity WHERE account = ?1 ORDER BY added",
+            )
+            .map_err(sql("reading S/MIME identities"))?;
+        statement
+            .query_map([account], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(sql("reading S/MIME identities"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("reading S/MIME identities"))
+    }
+
+    /// Adds a CA certificate (DER) that the user chose to trust.
+    pub fn save_trust_anchor(&self, certificate: &[u8]) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "INSERT OR IGNORE INTO trust_anchor (certificate, added) VALUES (?1, ?2)",
+                params![certificate, now()],
+            )
+            .map(drop)
+            .map_err(sql("saving a CA certificate"))
+    }
+
+    /// The CA certificates (DER) the user chose to trust.
+    pub fn trust_anchors(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached("SELECT certificate FROM trust_anchor ORDER BY added")
+            .map_err(sql("reading CA certificates"))?;
+        statement
+            .query_map([], |row| row.get(0))
+            .map_err(sql("reading CA certificates"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("reading CA certificates"))
     }
 
     /// Removes an outbox entry for good (the user discarded it).

@@ -192,6 +192,39 @@ pub fn parse(raw: &[u8]) -> ParsedMessage {
     }
 }
 
+/// Parses the decrypted or verified inner MIME entity of a protected
+/// message. The header fields shown (From, To, Date, Subject) stay those
+/// of the outer message, because an inner entity usually carries only
+/// Content-Type; the body, attachments and part problems come from the
+/// inner entity.
+pub fn parse_inner(outer: &ParsedMessage, inner: &[u8]) -> ParsedMessage {
+    let inner = with_final_line_break(inner);
+    let inner = inner.as_ref();
+    let Some(message) = MessageParser::default().parse(inner) else {
+        let mut unreadable = outer.clone();
+        unreadable.text = String::new();
+        unreadable.attachments = Vec::new();
+        unreadable
+            .problems
+            .push("the decrypted content cannot be read as MIME".to_string());
+        return unreadable;
+    };
+    let attachments = collect_attachments(inner, &message);
+    let (text, text_from_html) = body_text(&message);
+    let mut problems = Vec::new();
+    check_parts(inner, &message, &mut problems);
+    let mut envelope = outer.envelope.clone();
+    envelope.has_attachments = !attachments.is_empty();
+    ParsedMessage {
+        envelope,
+        text,
+        text_from_html,
+        attachments,
+        problems,
+        ..outer.clone()
+    }
+}
+
 /// Returns the transfer-decoded bytes of one attachment, or `None` when the
 /// message has no attachment with that part id.
 ///

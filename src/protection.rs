@@ -13,6 +13,10 @@
 
 use serde::Serialize;
 
+mod verdict;
+
+pub use verdict::{Tone, Verdict};
+
 /// Errors of the protection model.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtectionError {

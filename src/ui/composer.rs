@@ -158,7 +158,7 @@ impl Composer {
                 compose::reply(&original.parsed, &me, *all),
             ),
             ComposeStart::Forward {
-                original: Loaded { raw, parsed },
+                original: Loaded { raw, parsed, .. },
                 as_attachment,
             } => {
                 let draft = if *as_attachment {

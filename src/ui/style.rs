@@ -170,6 +170,18 @@ pub fn protection_strip(theme: &Theme) -> container::Style {
     }
 }
 
+/// The protection strip of a message that is encrypted or signed and
+/// checks out.
+pub fn protected_strip(theme: &Theme) -> container::Style {
+    let palette = theme.extended_palette();
+    container::Style {
+        background: Some(palette.success.weak.color.into()),
+        text_color: Some(palette.success.weak.text),
+        border: border::rounded(4),
+        ..container::Style::default()
+    }
+}
+
 /// A row of the message list or the folder list; `selected` rows use the
 /// primary colour so the selection is visible without hovering.
 pub fn list_row(selected: bool) -> impl Fn(&Theme, button::Status) -> button::Style {

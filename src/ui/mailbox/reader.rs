@@ -8,19 +8,25 @@ use iced::widget::{Column, column, container, row, scrollable, text, text_editor
 use iced::{Element, Fill, Task};
 
 use wardmail::message::{Address, AttachmentInfo, ParsedMessage};
+use wardmail::protection::{ProtectionReport, Tone, Verdict};
 use wardmail::session::{Session, SessionError};
 use wardmail::store::Folder;
 use wardmail::sync::blocking;
 
 use crate::ui::{format, style};
 
-/// A message's raw bytes and their parse.
+/// A message's raw bytes, their parse and their protection.
 #[derive(Clone, Debug)]
 pub struct Loaded {
     /// The message as the server sent it.
     pub raw: Arc<Vec<u8>>,
-    /// The parse of `raw`.
+    /// What is shown: the parse of `raw`, or of its decrypted content.
     pub parsed: Arc<ParsedMessage>,
+    /// The bytes `parsed` and its attachments come from: `raw`, or the
+    /// decrypted inner MIME entity.
+    pub content: Arc<Vec<u8>>,
+    /// The protection strip's words.
+    pub verdict: Arc<Verdict>,
 }
 
 /// The outcome of saving an attachment.
@@ -164,7 +170,7 @@ impl Reader {
         let Some(info) = ready.message.parsed.attachments.get(position) else {
             return Task::none();
         };
-        let raw = ready.message.raw.clone();
+        let raw = ready.message.content.clone();
         let (index, filename) = (info.index, info.filename.clone());
         Task::perform(save(raw, index, filename), move |outcome| {
             Message::AttachmentSaved(position, outcome)
@@ -218,14 +224,7 @@ impl Ready {
         let parsed = &self.message.parsed;
         let mut page = Column::new().spacing(10).padding(12).height(Fill);
 
-        // NOTE: every message is shown as not encrypted until the S/MIME
-        // and OpenPGP verdicts exist in the core.
-        page = page.push(
-            container(text("Not encrypted").size(style::SMALL).font(style::BOLD))
-                .padding([4, 10])
-                .width(Fill)
-                .style(style::protection_strip),
-        );
+        page = page.push(protection(&self.message.verdict));
         page = page.push(headers(parsed));
         if !parsed.problems.is_empty() {
             page = page.push(problems(&parsed.problems));
@@ -378,18 +377,65 @@ async fn fetch(
     .map_err(Arc::new)?;
     let Some(raw) = raw else { return Ok(None) };
 
-    let parsed = tokio::task::spawn_blocking(move || {
-        let parsed = wardmail::message::parse(&raw);
-        (raw, parsed)
+    // Decryption and signature checks; if they cannot even start (no
+    // store, no keyring), the message is still shown, with the reason.
+    let (report, inspect_problem) = match session.inspect(raw.clone()).await {
+        Ok(report) => (report, None),
+        Err(error) => (
+            ProtectionReport::unprotected(),
+            Some(format!(
+                "the protection of this message could not be checked: {error}"
+            )),
+        ),
+    };
+    let shown = tokio::task::spawn_blocking(move || {
+        let outer = wardmail::message::parse(&raw);
+        let (mut parsed, content) = match &report.inner_mime {
+            Some(inner) => (wardmail::message::parse_inner(&outer, inner), inner.clone()),
+            None => (outer, raw.clone()),
+        };
+        parsed.problems.extend(inspect_problem);
+        (raw, parsed, content, report.verdict())
     })
     .await;
-    match parsed {
-        Ok((raw, parsed)) => Ok(Some(Loaded {
+    match shown {
+        Ok((raw, parsed, content, verdict)) => Ok(Some(Loaded {
             raw: Arc::new(raw),
             parsed: Arc::new(parsed),
+            content: Arc::new(content),
+            verdict: Arc::new(verdict),
         })),
         Err(error) => Err(Arc::new(SessionError::Task(error.to_string()))),
     }
+}
+
+/// The protection strip: the verdict in words, its detail lines, and a
+/// colour that only supports the words.
+fn protection(verdict: &Verdict) -> Element<'_, Message> {
+    let marker = match verdict.tone {
+        Tone::Protected => "✓ ",
+        Tone::Warning => "⚠ ",
+        Tone::Plain => "",
+    };
+    let mut block = column![
+        text(format!("{marker}{}", verdict.headline))
+            .size(style::SMALL)
+            .font(style::BOLD)
+    ]
+    .spacing(2);
+    for detail in &verdict.details {
+        block = block.push(text(detail).size(style::SMALL));
+    }
+    let frame = match verdict.tone {
+        Tone::Protected => style::protected_strip,
+        Tone::Warning => style::alert,
+        Tone::Plain => style::protection_strip,
+    };
+    container(block)
+        .padding([4, 10])
+        .width(Fill)
+        .style(frame)
+        .into()
 }
 
 /// Reads the body from the cache, or over a connection of its own.

@@ -34,6 +34,9 @@ pub struct Arguments {
     /// A mailto: link (RFC 6068) to open in the composer, as the desktop
     /// passes it when Wardmail is the mail handler. Attachment fields in it
     /// are dropped.
+    // NOTE: macOS delivers a clicked link as an Apple Event, not as this
+    // argument, and winit 0.30 under iced 0.14 offers no way to receive it.
+    // On macOS a clicked link therefore opens Wardmail without the composer.
     #[arg(value_name = "MAILTO_URI", value_parser = mailto_argument)]
     pub mailto: Option<String>,
     /// What to do; without a subcommand the window opens.

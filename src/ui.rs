@@ -1,12 +1,14 @@
 //! The desktop window (iced 0.14). The window shows one screen at a time:
 //! the welcome form on first start, then the mailbox, with the composer,
-//! the outbox and the account settings shown in its place when opened.
+//! the outbox, the Keys screen and the account settings shown in its place
+//! when opened.
 //! Every screen lives in `src/ui/` and has the same shape: a state struct,
 //! a `Message` enum, an `Event` enum for this module, `update` returning
 //! `(Task<Message>, Option<Event>)`, and `view`.
 
 mod composer;
 mod format;
+mod keys;
 mod live;
 mod mailbox;
 mod outbox;
@@ -27,6 +29,7 @@ use wardmail::policy::{Location, Policy, PolicyError};
 use wardmail::session::{Session, SessionError};
 
 use composer::Composer;
+use keys::Keys;
 use mailbox::Mailbox;
 use outbox::Outbox;
 use setup::Setup;
@@ -96,6 +99,7 @@ enum Screen {
 enum Overlay {
     Composer(Box<Composer>),
     Outbox(Box<Outbox>),
+    Keys(Box<Keys>),
     Settings(Box<Setup>),
 }
 
@@ -109,6 +113,7 @@ enum Message {
     Mailbox(mailbox::Message),
     Composer(composer::Message),
     Outbox(outbox::Message),
+    Keys(keys::Message),
     Shortcut(Shortcut),
     /// Read the settings and open the account again.
     Retry,
@@ -213,6 +218,7 @@ impl App {
             Message::Mailbox(message) => self.mailbox_message(message),
             Message::Composer(message) => self.composer_message(message),
             Message::Outbox(message) => self.outbox_message(message),
+            Message::Keys(message) => self.keys_message(message),
             Message::Shortcut(shortcut) => self.shortcut(shortcut),
             Message::Retry => self.reopen(),
             Message::EditAccount => {
@@ -397,6 +403,11 @@ impl App {
                 Task::batch([task, focus])
             }
             mailbox::Event::OpenOutbox => Task::batch([task, self.open_outbox(session)]),
+            mailbox::Event::OpenKeys => {
+                let (keys, load) = Keys::new(session);
+                self.overlay = Some(Overlay::Keys(Box::new(keys)));
+                Task::batch([task, load.map(Message::Keys)])
+            }
             mailbox::Event::OpenSettings => {
                 let (Ok(profile), Some(config)) = (self.profile.clone(), &self.config) else {
                     return task;
@@ -457,6 +468,17 @@ impl App {
         }
     }
 
+    fn keys_message(&mut self, message: keys::Message) -> Task<Message> {
+        let Some(Overlay::Keys(keys)) = &mut self.overlay else {
+            return Task::none();
+        };
+        let (task, event) = keys.update(message);
+        match event {
+            Some(keys::Event::Closed) => self.close_overlay(None),
+            None => task.map(Message::Keys),
+        }
+    }
+
     fn shortcut(&mut self, shortcut: Shortcut) -> Task<Message> {
         match shortcut {
             Shortcut::FocusNext => return iced::widget::operation::focus_next(),
@@ -470,6 +492,10 @@ impl App {
             },
             (Some(Overlay::Outbox(_)), _) => match shortcut {
                 Shortcut::Escape => Message::Outbox(outbox::Message::Close),
+                _ => return Task::none(),
+            },
+            (Some(Overlay::Keys(_)), _) => match shortcut {
+                Shortcut::Escape => Message::Keys(keys::Message::Close),
                 _ => return Task::none(),
             },
             (Some(Overlay::Settings(_)), _) => match shortcut {
@@ -559,6 +585,7 @@ impl App {
                 let body = match &self.overlay {
                     Some(Overlay::Composer(composer)) => composer.view().map(Message::Composer),
                     Some(Overlay::Outbox(outbox)) => outbox.view().map(Message::Outbox),
+                    Some(Overlay::Keys(keys)) => keys.view().map(Message::Keys),
                     Some(Overlay::Settings(setup)) => setup.view().map(Message::Settings),
                     None => mailbox.view().map(Message::Mailbox),
                 };

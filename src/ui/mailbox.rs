@@ -130,6 +130,8 @@ pub enum Message {
     ComposeNew,
     /// Show the outbox.
     OpenOutbox,
+    /// Show the S/MIME certificates and trusted CAs.
+    OpenKeys,
     /// Show the account settings.
     OpenSettings,
     /// The status bar.
@@ -143,6 +145,8 @@ pub enum Event {
     Compose(ComposeStart),
     /// Show the outbox.
     OpenOutbox,
+    /// Show the S/MIME certificates and trusted CAs.
+    OpenKeys,
     /// Show the account settings.
     OpenSettings,
 }
@@ -261,6 +265,7 @@ impl Mailbox {
             }
             Message::ComposeNew => return (Task::none(), Some(Event::Compose(ComposeStart::New))),
             Message::OpenOutbox => return (Task::none(), Some(Event::OpenOutbox)),
+            Message::OpenKeys => return (Task::none(), Some(Event::OpenKeys)),
             Message::OpenSettings => return (Task::none(), Some(Event::OpenSettings)),
             Message::Status(message) => {
                 self.status.update(message);
@@ -609,6 +614,7 @@ impl Mailbox {
                     iced::widget::button::secondary
                 })
                 .on_press(Message::OpenOutbox),
+            style::tool("Keys", Some(Message::OpenKeys)),
             style::tool("Account settings", Some(Message::OpenSettings)),
         ]
         .spacing(8)

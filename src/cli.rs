@@ -37,6 +37,9 @@ pub struct Arguments {
     // NOTE: macOS delivers a clicked link as an Apple Event, not as this
     // argument, and winit 0.30 under iced 0.14 offers no way to receive it.
     // On macOS a clicked link therefore opens Wardmail without the composer.
+    // NOTE: each link starts another process with its own window, even when
+    // Wardmail is open; both then use the same profile and store. Passing
+    // the link to the running window needs a single-instance channel.
     #[arg(value_name = "MAILTO_URI", value_parser = mailto_argument)]
     pub mailto: Option<String>,
     /// What to do; without a subcommand the window opens.

@@ -108,6 +108,43 @@ pub enum Command {
     },
     /// Show where the clinic policy is read from, and check it.
     Policy,
+    /// Show how a message file is protected: encryption, signatures,
+    /// signer against From, per-part protection, warnings. Uses the
+    /// account's keys and trusted CAs (see `keys`).
+    Inspect {
+        /// The .eml file.
+        file: PathBuf,
+        #[command(flatten)]
+        account: AccountChoice,
+        /// Print the protection model as JSON (schema in docs/inspect-json.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage S/MIME certificates, private keys and trusted CAs.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Keys subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the account's S/MIME identities.
+    List(AccountChoice),
+    /// Import a .p12/.pfx file (certificate and private key). The password
+    /// is read from standard input and not kept.
+    ImportP12 {
+        /// The .p12 or .pfx file (DER or PEM-armored).
+        file: PathBuf,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Trust the CA certificates in a .pem, .cer or .der file for S/MIME.
+    TrustCa {
+        /// The certificate file.
+        file: PathBuf,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
 }
 
 /// Which account to use.
@@ -255,7 +292,96 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
             resend,
         } => outbox(open(profile, account).await?, retry, resend).await,
         Command::Policy => Ok(check_policy()),
+        Command::Inspect {
+            file,
+            account,
+            json,
+        } => inspect(open(profile, account).await?, file, json).await,
+        Command::Keys(KeysCommand::List(account)) => list_keys(open(profile, account).await?).await,
+        Command::Keys(KeysCommand::ImportP12 { file, account }) => {
+            import_p12(open(profile, account).await?, file).await
+        }
+        Command::Keys(KeysCommand::TrustCa { file, account }) => {
+            trust_ca(open(profile, account).await?, file).await
+        }
     }
+}
+
+async fn read_file(file: &std::path::Path) -> Result<Vec<u8>, SessionError> {
+    tokio::fs::read(file)
+        .await
+        .map_err(|e| SessionError::Task(format!("cannot read {}: {e}", file.display())))
+}
+
+async fn inspect(session: Session, file: PathBuf, json: bool) -> Result<ExitCode, SessionError> {
+    let raw = read_file(&file).await?;
+    let report = session.inspect(raw).await?;
+    if json {
+        match report.to_json() {
+            Ok(text) => println!("{text}"),
+            Err(error) => {
+                eprintln!("wardmail: cannot write JSON: {error}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    } else {
+        let verdict = report.verdict();
+        println!("{}", verdict.headline);
+        for detail in &verdict.details {
+            println!("  {detail}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_keys(session: Session) -> Result<ExitCode, SessionError> {
+    let identities = session.smime_identities().await?;
+    if identities.is_empty() {
+        println!("no S/MIME identities; import one with `wardmail keys import-p12 FILE`");
+    }
+    for identity in identities {
+        println!(
+            "S/MIME\t{}\t{}",
+            identity.addresses.join(", "),
+            identity.fingerprint
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import_p12(session: Session, file: PathBuf) -> Result<ExitCode, SessionError> {
+    let bytes = read_file(&file).await?;
+    let password = read_password().await?;
+    let identity = session.import_pkcs12(bytes, password).await?;
+    println!(
+        "imported S/MIME identity {} ({})",
+        identity.addresses.join(", "),
+        identity.fingerprint
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn trust_ca(session: Session, file: PathBuf) -> Result<ExitCode, SessionError> {
+    let bytes = read_file(&file).await?;
+    let count = session.import_ca(bytes).await?;
+    println!("trusted {count} CA certificate(s) from {}", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a password from standard input on the blocking pool, without its
+/// final line break.
+async fn read_password() -> Result<Secret, SessionError> {
+    tokio::task::spawn_blocking(|| {
+        let mut password = String::new();
+        std::io::stdin()
+            .read_to_string(&mut password)
+            .map_err(|e| {
+                SessionError::Task(format!("cannot read the password from standard input: {e}"))
+            })?;
+        Ok(Secret::new(password.trim_end_matches(['\r', '\n'])))
+    })
+    .await
+    .map_err(|e| SessionError::Task(e.to_string()))?
 }
 
 /// Prints where the clinic policy is read from and what it contains.
@@ -298,13 +424,7 @@ async fn open(profile: Profile, choice: AccountChoice) -> Result<Session, Sessio
 }
 
 async fn add_account(profile: Profile, add: AddAccount) -> Result<ExitCode, SessionError> {
-    let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
-        .map_err(|e| {
-            SessionError::Task(format!("cannot read the password from standard input: {e}"))
-        })?;
-    let password = Secret::new(password.trim_end_matches(['\r', '\n']));
+    let password = read_password().await?;
     let imap_port = add
         .imap_port
         .unwrap_or(wardmail::net::default_port(true, add.imap_security));

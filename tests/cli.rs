@@ -192,3 +192,82 @@ fn send_file_reaches_recipient() {
     }
     assert_eq!(support::uids(user, "Sent").len(), 1);
 }
+
+fn smime_vector(name: &str) -> String {
+    let base = std::env::var_os("WARDMAIL_VECTORS").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"),
+        std::path::PathBuf::from,
+    );
+    let path = base.join("thunderbird-smime/nss-generated").join(name);
+    assert!(path.is_file(), "missing vector {}", path.display());
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn inspect_json_after_key_import() {
+    let user = &support::user("cli-inspect");
+    let dir = tempfile::tempdir().unwrap();
+    success(add_account(dir.path(), user, &support::env("PASSWORD")));
+    let message = smime_vector("alice.dsig.SHA256.multipart.env.eml");
+
+    let before: serde_json::Value = serde_json::from_str(&success(wardmail(
+        dir.path(),
+        &["inspect", &message, "--json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(before["encrypted"], "smime");
+    assert_eq!(before["decrypted"], false);
+    assert_eq!(before["refused"], "no-key");
+
+    let wrong = wardmail(
+        dir.path(),
+        &["keys", "import-p12", &smime_vector("Bob.p12")],
+        "x\n",
+    );
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.to_lowercase().contains("wrong password"), "{stderr}");
+    success(wardmail(
+        dir.path(),
+        &["keys", "import-p12", &smime_vector("Bob.p12")],
+        "nss\n",
+    ));
+    success(wardmail(
+        dir.path(),
+        &["keys", "trust-ca", &smime_vector("TestCA.pem")],
+        "",
+    ));
+    let listed = success(wardmail(dir.path(), &["keys", "list"], ""));
+    assert!(
+        listed.to_lowercase().contains("bob@example.com"),
+        "{listed}"
+    );
+
+    let report: serde_json::Value = serde_json::from_str(&success(wardmail(
+        dir.path(),
+        &["inspect", &message, "--json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(report["encrypted"], "smime");
+    assert_eq!(report["decrypted"], true);
+    assert_eq!(report["refused"], serde_json::Value::Null);
+    assert_eq!(report["signatures"][0]["method"], "smime");
+    assert_eq!(report["signatures"][0]["status"], "good");
+    assert_eq!(report["signatures"][0]["signer_matches_from"], true);
+    assert!(
+        report["parts"]
+            .as_array()
+            .is_some_and(|parts| !parts.is_empty()),
+        "{report}"
+    );
+    assert!(report["warnings"].is_array(), "{report}");
+
+    let words = success(wardmail(dir.path(), &["inspect", &message], ""));
+    assert!(
+        words.starts_with("Encrypted with S/MIME and signed by"),
+        "{words}"
+    );
+    assert!(words.contains("(valid)"), "{words}");
+}

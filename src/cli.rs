@@ -120,7 +120,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Manage S/MIME certificates, private keys and trusted CAs.
+    /// Manage OpenPGP keys, S/MIME certificates and private keys, and
+    /// trusted CAs.
     #[command(subcommand)]
     Keys(KeysCommand),
 }
@@ -134,6 +135,13 @@ pub enum KeysCommand {
     /// is read from standard input and not kept.
     ImportP12 {
         /// The .p12 or .pfx file (DER or PEM-armored).
+        file: PathBuf,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Import OpenPGP certificates or secret keys (.asc or binary).
+    ImportPgp {
+        /// The key file.
         file: PathBuf,
         #[command(flatten)]
         account: AccountChoice,
@@ -301,6 +309,9 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
         Command::Keys(KeysCommand::ImportP12 { file, account }) => {
             import_p12(open(profile, account).await?, file).await
         }
+        Command::Keys(KeysCommand::ImportPgp { file, account }) => {
+            import_pgp(open(profile, account).await?, file).await
+        }
         Command::Keys(KeysCommand::TrustCa { file, account }) => {
             trust_ca(open(profile, account).await?, file).await
         }
@@ -336,8 +347,12 @@ async fn inspect(session: Session, file: PathBuf, json: bool) -> Result<ExitCode
 
 async fn list_keys(session: Session) -> Result<ExitCode, SessionError> {
     let identities = session.smime_identities().await?;
-    if identities.is_empty() {
-        println!("no S/MIME identities; import one with `wardmail keys import-p12 FILE`");
+    let fingerprints = session.openpgp_fingerprints().await?;
+    if identities.is_empty() && fingerprints.is_empty() {
+        println!("no keys; import them with `wardmail keys import-p12 FILE` or `import-pgp FILE`");
+    }
+    for fingerprint in fingerprints {
+        println!("OpenPGP\t{fingerprint}");
     }
     for identity in identities {
         println!(
@@ -358,6 +373,14 @@ async fn import_p12(session: Session, file: PathBuf) -> Result<ExitCode, Session
         identity.addresses.join(", "),
         identity.fingerprint
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import_pgp(session: Session, file: PathBuf) -> Result<ExitCode, SessionError> {
+    let bytes = read_file(&file).await?;
+    for fingerprint in session.import_openpgp(bytes).await? {
+        println!("imported OpenPGP key {fingerprint}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,6 +11,7 @@ pub mod imap;
 pub mod mailto;
 pub mod message;
 pub mod net;
+pub mod openpgp;
 pub mod outbox;
 pub mod policy;
 pub mod protection;

@@ -52,6 +52,9 @@ pub enum SessionError {
     /// S/MIME keys and certificates.
     #[error(transparent)]
     Smime(#[from] SmimeError),
+    /// OpenPGP keys and certificates.
+    #[error(transparent)]
+    Openpgp(#[from] crate::openpgp::OpenpgpError),
     /// An outbox entry that does not exist (any more).
     #[error("no message {0} in the outbox: it was sent or discarded meanwhile")]
     NoOutboxEntry(i64),
@@ -353,6 +356,30 @@ impl Session {
     }
 }
 
+/// Loads every OpenPGP key imported for an account.
+fn openpgp_keyring(store: &Store, account: &str) -> Result<crate::openpgp::Keyring, SessionError> {
+    let mut keyring = crate::openpgp::Keyring::new();
+    for data in store.openpgp_data(account)? {
+        keyring.import(&data)?;
+    }
+    Ok(keyring)
+}
+
+/// Whether a message carries OpenPGP: PGP/MIME (RFC 3156) or an armored
+/// block in its text.
+fn looks_like_openpgp(raw: &[u8]) -> bool {
+    const MARKERS: [&[u8]; 4] = [
+        b"application/pgp-encrypted",
+        b"application/pgp-signature",
+        b"-----BEGIN PGP MESSAGE-----",
+        b"-----BEGIN PGP SIGNED MESSAGE-----",
+    ];
+    MARKERS.iter().any(|marker| {
+        raw.windows(marker.len())
+            .any(|window| window.eq_ignore_ascii_case(marker))
+    })
+}
+
 /// An S/MIME identity (certificate with its private key) as shown to the
 /// user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -426,13 +453,49 @@ impl Session {
         .await
     }
 
+    /// Imports OpenPGP certificates or secret keys (armored or binary) into
+    /// the encrypted store. Returns the fingerprints found.
+    pub async fn import_openpgp(&self, bytes: Vec<u8>) -> Result<Vec<String>, SessionError> {
+        let store = self.store.clone();
+        let account = self.account.id.clone();
+        unblock(move || {
+            let mut keyring = crate::openpgp::Keyring::new();
+            let fingerprints: Vec<String> =
+                keyring.import(&bytes)?.iter().map(|f| f.to_hex()).collect();
+            store.save_openpgp(&account, &fingerprints, &bytes)?;
+            tracing::info!(account = %account, keys = fingerprints.len(), "OpenPGP keys imported");
+            Ok(fingerprints)
+        })
+        .await
+    }
+
+    /// The fingerprints of every OpenPGP certificate imported.
+    pub async fn openpgp_fingerprints(&self) -> Result<Vec<String>, SessionError> {
+        let store = self.store.clone();
+        let account = self.account.id.clone();
+        unblock(move || {
+            let keyring = openpgp_keyring(&store, &account)?;
+            Ok(keyring
+                .certificates()
+                .iter()
+                .map(|c| c.fingerprint().to_hex())
+                .collect())
+        })
+        .await
+    }
+
     /// Works out how a message is protected, decrypting and verifying it
-    /// with the account's identities and trusted CAs. Blocks on crypto, so
-    /// it runs on the blocking pool.
+    /// with the account's keys, identities and trusted CAs: OpenPGP for
+    /// PGP/MIME and inline PGP, S/MIME otherwise. Blocks on crypto, so it
+    /// runs on the blocking pool.
     pub async fn inspect(&self, raw: Vec<u8>) -> Result<ProtectionReport, SessionError> {
         let store = self.store.clone();
         let account = self.account.id.clone();
         unblock(move || {
+            if looks_like_openpgp(&raw) {
+                let keyring = openpgp_keyring(&store, &account)?;
+                return Ok(crate::openpgp::inspect(&raw, &keyring));
+            }
             let identities = store
                 .smime_identities(&account)?
                 .iter()

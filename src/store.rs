@@ -255,6 +255,13 @@ CREATE TABLE IF NOT EXISTS smime_identity (
     certificate BLOB NOT NULL,
     added INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS openpgp_key (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    fingerprints TEXT NOT NULL,
+    data BLOB NOT NULL,
+    added INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS trust_anchor (
     certificate BLOB PRIMARY KEY,
     added INTEGER NOT NULL
@@ -836,6 +843,36 @@ impl Store {
             .map_err(sql("reading S/MIME identities"))?
             .collect::<Result<_, _>>()
             .map_err(sql("reading S/MIME identities"))
+    }
+
+    /// Saves imported OpenPGP data (certificates and secret keys, armored
+    /// or binary, exactly as imported) with the fingerprints it contains.
+    pub fn save_openpgp(
+        &self,
+        account: &str,
+        fingerprints: &[String],
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "INSERT INTO openpgp_key (account, fingerprints, data, added) VALUES (?1, ?2, ?3, ?4)",
+                params![account, fingerprints.join(" "), data, now()],
+            )
+            .map(drop)
+            .map_err(sql("saving an OpenPGP key"))
+    }
+
+    /// The OpenPGP data imported for an account, oldest first.
+    pub fn openpgp_data(&self, account: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached("SELECT data FROM openpgp_key WHERE account = ?1 ORDER BY id")
+            .map_err(sql("reading OpenPGP keys"))?;
+        statement
+            .query_map([account], |row| row.get(0))
+            .map_err(sql("reading OpenPGP keys"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("reading OpenPGP keys"))
     }
 
     /// Adds a CA certificate (DER) that the user chose to trust.

@@ -271,3 +271,59 @@ fn inspect_json_after_key_import() {
     );
     assert!(words.contains("(valid)"), "{words}");
 }
+
+#[test]
+fn inspect_openpgp_after_key_import() {
+    let user = &support::user("cli-pgp");
+    let dir = tempfile::tempdir().unwrap();
+    success(add_account(dir.path(), user, &support::env("PASSWORD")));
+    let base = std::env::var_os("WARDMAIL_VECTORS").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"),
+        std::path::PathBuf::from,
+    );
+    let file = |name: &str| {
+        let path = base.join("protected-headers-draft").join(name);
+        assert!(path.is_file(), "missing vector {}", path.display());
+        path.to_str().unwrap().to_owned()
+    };
+    let message = file("pgpmime-sign+enc.eml");
+
+    let before: serde_json::Value = serde_json::from_str(&success(wardmail(
+        dir.path(),
+        &["inspect", &message, "--json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(before["encrypted"], "openpgp");
+    assert_eq!(before["decrypted"], false);
+
+    let imported = success(wardmail(
+        dir.path(),
+        &["keys", "import-pgp", &file("bob@openpgp.example.sec.asc")],
+        "",
+    ));
+    assert!(imported.contains("imported OpenPGP key"), "{imported}");
+    success(wardmail(
+        dir.path(),
+        &["keys", "import-pgp", &file("alice@openpgp.example.pub.asc")],
+        "",
+    ));
+    let listed = success(wardmail(dir.path(), &["keys", "list"], ""));
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("OpenPGP")).count(),
+        2,
+        "{listed}"
+    );
+
+    let report: serde_json::Value = serde_json::from_str(&success(wardmail(
+        dir.path(),
+        &["inspect", &message, "--json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(report["encrypted"], "openpgp");
+    assert_eq!(report["decrypted"], true);
+    assert_eq!(report["integrity_protected"], true);
+    assert_eq!(report["signatures"][0]["method"], "openpgp");
+    assert_eq!(report["signatures"][0]["status"], "good");
+}

@@ -331,6 +331,11 @@ impl Store {
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             )
             .map_err(sql("configuring the database"))?;
+        // A second Wardmail process (a mailto: window, the command line)
+        // may hold the write lock briefly; wait for it instead of failing.
+        connection
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql("configuring the database"))?;
         connection
             .execute_batch(SCHEMA)
             .map_err(sql("creating tables"))?;

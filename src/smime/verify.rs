@@ -98,10 +98,15 @@ fn embedded_content(der: &[u8]) -> Option<Vec<u8>> {
     Some(content)
 }
 
+/// Tells a signature OpenSSL cannot check from a wrong one. "invalid
+/// digest" is what OpenSSL 3.0 reports for an Ed25519 signature over
+/// signed attributes (RFC 8419), which it cannot verify, not a mismatch.
 fn signature_failure_status(errors: &ErrorStack) -> SignatureStatus {
     let unsupported = errors.errors().iter().any(|error| {
         error.reason().is_some_and(|reason| {
-            reason.contains("unsupported") || reason.contains("unknown digest")
+            reason.contains("unsupported")
+                || reason.contains("unknown digest")
+                || reason.contains("invalid digest")
         })
     });
     if unsupported {

@@ -10,6 +10,7 @@ pub mod compose;
 pub mod imap;
 pub mod mailto;
 pub mod message;
+mod multipart;
 pub mod net;
 pub mod openpgp;
 pub mod outbox;

@@ -32,7 +32,8 @@ mod parts;
 pub use keyring::Keyring;
 pub use sequoia_openpgp::Fingerprint;
 
-use mime::{ArmorKind, find_armor, split_multipart, strip_trailing_whitespace, to_crlf};
+use crate::multipart::{split_multipart, to_crlf};
+use mime::{ArmorKind, find_armor, strip_trailing_whitespace};
 use packets::CheckedSignature;
 
 /// The deepest nesting of OpenPGP layers that [`inspect`] follows. This is

@@ -20,6 +20,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use openssl::cms::CmsContentInfo;
 use openssl::error::ErrorStack;
+
+use crate::multipart::{split_multipart, to_crlf};
 use openssl::nid::Nid;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
@@ -595,7 +597,7 @@ impl Reader<'_> {
         let body_range = root.raw_body_offset() as usize..root.raw_end_offset() as usize;
         let parts = raw
             .get(body_range)
-            .and_then(|body| split_multipart(body, boundary));
+            .map(|body| split_multipart(body, boundary));
         let Some([content, signature_part, ..]) = parts.as_deref() else {
             self.report.refused = Some(Refusal::Malformed);
             return false;
@@ -780,85 +782,9 @@ fn has_reason(errors: &ErrorStack, needle: &str) -> bool {
         .any(|error| error.reason().is_some_and(|reason| reason.contains(needle)))
 }
 
-/// Splits a multipart body at `boundary` into its parts, each without the
-/// line break that RFC 2046 section 5.1.1 assigns to the delimiter.
-fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Option<Vec<&'a [u8]>> {
-    let delimiter = format!("--{boundary}");
-    let mut parts = Vec::new();
-    let mut part_start: Option<usize> = None;
-    let mut line_start = 0;
-
-    while line_start < body.len() {
-        let line_end = body[line_start..]
-            .iter()
-            .position(|byte| *byte == b'\n')
-            .map_or(body.len(), |offset| line_start + offset + 1);
-        let line = &body[line_start..line_end];
-        let trimmed = line.trim_ascii_end();
-
-        let rest = trimmed.strip_prefix(delimiter.as_bytes());
-        if let Some(rest) = rest.filter(|rest| rest.is_empty() || *rest == b"--") {
-            if let Some(start) = part_start {
-                parts.push(strip_line_break(&body[start..line_start]));
-            }
-            if rest == b"--" {
-                return Some(parts);
-            }
-            part_start = Some(line_end);
-        }
-        line_start = line_end;
-    }
-    // NOTE: a body without a close delimiter is accepted with the parts
-    // found so far, as mail-parser does.
-    Some(parts)
-}
-
-fn strip_line_break(part: &[u8]) -> &[u8] {
-    let part = part.strip_suffix(b"\n").unwrap_or(part);
-    part.strip_suffix(b"\r").unwrap_or(part)
-}
-
-/// Converts bare LF line ends to CRLF, as RFC 8551 section 3.1.1 requires
-/// for the canonical form that a signature covers.
-fn to_crlf(content: &[u8]) -> Vec<u8> {
-    let mut canonical = Vec::with_capacity(content.len() + content.len() / 32);
-    let mut previous = 0u8;
-    for &byte in content {
-        if byte == b'\n' && previous != b'\r' {
-            canonical.push(b'\r');
-        }
-        canonical.push(byte);
-        previous = byte;
-    }
-    canonical
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_multipart_keeps_exact_bytes() {
-        let body =
-            b"preamble\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n\r\n--b\r\nsig\n--b--\r\n";
-        let parts = split_multipart(body, "b").unwrap();
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0], b"Content-Type: text/plain\r\n\r\nhi\r\n");
-        assert_eq!(parts[1], b"sig");
-    }
-
-    #[test]
-    fn split_multipart_ignores_boundary_prefix() {
-        let body = b"--b\nx\n--bc\ny\n--b--\n";
-        let parts = split_multipart(body, "b").unwrap();
-        assert_eq!(parts, vec![&b"x\n--bc\ny"[..]]);
-    }
-
-    #[test]
-    fn crlf_canonical_form() {
-        assert_eq!(to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
-        assert_eq!(to_crlf(b""), b"");
-    }
 
     #[test]
     fn der_time_parsing() {

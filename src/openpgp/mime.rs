@@ -1,60 +1,7 @@
-//! Byte-level MIME helpers for OpenPGP. They split a multipart body at its
-//! boundary (RFC 2046 section 5.1.1), build the canonical form that a
-//! PGP/MIME signature covers (RFC 3156 section 5), and locate ASCII-armored
-//! blocks in a text body (RFC 9580 sections 6.2 and 7).
-
-/// Splits a multipart body at `boundary` into its parts, each without the
-/// line break that RFC 2046 section 5.1.1 assigns to the delimiter.
-pub(super) fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
-    let delimiter = format!("--{boundary}");
-    let mut parts = Vec::new();
-    let mut part_start: Option<usize> = None;
-    let mut line_start = 0;
-
-    while line_start < body.len() {
-        let line_end = body[line_start..]
-            .iter()
-            .position(|byte| *byte == b'\n')
-            .map_or(body.len(), |offset| line_start + offset + 1);
-        let trimmed = body[line_start..line_end].trim_ascii_end();
-
-        let rest = trimmed.strip_prefix(delimiter.as_bytes());
-        if let Some(rest) = rest.filter(|rest| rest.is_empty() || *rest == b"--") {
-            if let Some(start) = part_start {
-                parts.push(strip_line_break(&body[start..line_start]));
-            }
-            if rest == b"--" {
-                return parts;
-            }
-            part_start = Some(line_end);
-        }
-        line_start = line_end;
-    }
-    // NOTE: a body without a close delimiter keeps the parts found so far
-    // and drops the unterminated last one, so a truncated signature part
-    // reads as missing rather than as content.
-    parts
-}
-
-fn strip_line_break(part: &[u8]) -> &[u8] {
-    let part = part.strip_suffix(b"\n").unwrap_or(part);
-    part.strip_suffix(b"\r").unwrap_or(part)
-}
-
-/// Converts bare LF line ends to CRLF, the canonical form of RFC 3156
-/// section 5 that a PGP/MIME signature covers.
-pub(super) fn to_crlf(content: &[u8]) -> Vec<u8> {
-    let mut canonical = Vec::with_capacity(content.len() + content.len() / 32);
-    let mut previous = 0u8;
-    for &byte in content {
-        if byte == b'\n' && previous != b'\r' {
-            canonical.push(b'\r');
-        }
-        canonical.push(byte);
-        previous = byte;
-    }
-    canonical
-}
+//! Byte-level MIME helpers for OpenPGP: the canonical form that a PGP/MIME
+//! signature covers (RFC 3156 section 5) and ASCII-armored blocks in a text
+//! body (RFC 9580 sections 6.2 and 7). Splitting a multipart body is shared
+//! with S/MIME in `crate::multipart`.
 
 /// Removes spaces and tabs before each CRLF, the form over which RFC 2440
 /// section 5.2.1 computed text signatures (type 0x01).
@@ -144,28 +91,6 @@ fn find_line(text: &[u8], from: usize, expected: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_keeps_exact_bytes() {
-        let body =
-            b"preamble\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n\r\n--b\r\nsig\n--b--\r\n";
-        let parts = split_multipart(body, "b");
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0], b"Content-Type: text/plain\r\n\r\nhi\r\n");
-        assert_eq!(parts[1], b"sig");
-    }
-
-    #[test]
-    fn split_ignores_boundary_prefix() {
-        let parts = split_multipart(b"--b\nx\n--bc\ny\n--b--\n", "b");
-        assert_eq!(parts, vec![&b"x\n--bc\ny"[..]]);
-    }
-
-    #[test]
-    fn crlf_canonical_form() {
-        assert_eq!(to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
-        assert_eq!(to_crlf(b""), b"");
-    }
 
     #[test]
     fn trailing_whitespace_stripped_per_line() {

@@ -600,8 +600,13 @@ impl Mailbox {
             "Outbox".to_owned()
         };
         let sync = (!self.status.is_syncing()).then_some(Message::SyncNow);
+        let identity = if account.display_name.trim().is_empty() {
+            account.address.clone()
+        } else {
+            format!("{} <{}>", account.display_name, account.address)
+        };
         let bar = row![
-            text(format!("{} <{}>", account.display_name, account.address)).font(style::BOLD),
+            text(identity).font(style::BOLD),
             space().width(16),
             style::action("New message (Ctrl+N)", Some(Message::ComposeNew)),
             style::tool("Sync", sync),

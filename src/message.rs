@@ -213,8 +213,7 @@ pub fn parse_inner(outer: &ParsedMessage, inner: &[u8]) -> ParsedMessage {
     let (text, text_from_html) = body_text(&message);
     let mut problems = Vec::new();
     check_parts(inner, &message, &mut problems);
-    let mut envelope = outer.envelope.clone();
-    envelope.has_attachments = !attachments.is_empty();
+    let envelope = protected_envelope(&outer.envelope, &message, !attachments.is_empty());
     ParsedMessage {
         envelope,
         text,
@@ -222,6 +221,35 @@ pub fn parse_inner(outer: &ParsedMessage, inner: &[u8]) -> ParsedMessage {
         attachments,
         problems,
         ..outer.clone()
+    }
+}
+
+/// Merges header fields protected inside the encrypted or signed entity
+/// (RFC 9788 and its draft predecessor) over the outer ones: where the
+/// inner entity carries Subject, From, To, Cc or Date, that value is the
+/// one the sender protected, and the outer one (often "..." or "[...]")
+/// is only for transport.
+fn protected_envelope(outer: &Envelope, inner: &Message<'_>, has_attachments: bool) -> Envelope {
+    let protected = envelope_of(inner, has_attachments);
+    let pick = |inner: Vec<Address>, outer: &Vec<Address>| {
+        if inner.is_empty() {
+            outer.clone()
+        } else {
+            inner
+        }
+    };
+    Envelope {
+        subject: if inner.subject().is_some() {
+            protected.subject
+        } else {
+            outer.subject.clone()
+        },
+        from: pick(protected.from, &outer.from),
+        to: pick(protected.to, &outer.to),
+        cc: pick(protected.cc, &outer.cc),
+        date: protected.date.or(outer.date),
+        message_id: outer.message_id.clone(),
+        has_attachments,
     }
 }
 
@@ -1992,6 +2020,19 @@ mod tests {
 
         assert!(mixed.has_attachments);
         assert!(!alternative.has_attachments);
+    }
+
+    #[test]
+    fn inner_protected_subject_wins() {
+        let outer = parse(b"From: a@example.org\r\nTo: b@example.org\r\nSubject: ...\r\n\r\nx\r\n");
+        let inner = b"Content-Type: text/plain; protected-headers=v1\r\nSubject: Lab results\r\n\r\nbody\r\n";
+        let shown = parse_inner(&outer, inner);
+        assert_eq!(shown.envelope.subject, "Lab results");
+        assert_eq!(shown.envelope.from, outer.envelope.from);
+        assert_eq!(shown.text.trim(), "body");
+
+        let plain_inner = b"Content-Type: text/plain\r\n\r\nbody\r\n";
+        assert_eq!(parse_inner(&outer, plain_inner).envelope.subject, "...");
     }
 
     #[test]

@@ -652,3 +652,19 @@ fn thunderbird_revocation_applies() {
     assert_eq!(report.signatures[0].status, SignatureStatus::Revoked);
     assert!(!report.signed_by_sender());
 }
+
+#[test]
+fn protected_subject_replaces_outer() {
+    let folder = corpus().join("protected-headers-draft");
+    let mut keyring = Keyring::new();
+    load_keys(&mut keyring, &folder, &["bob@openpgp.example.sec.asc"]);
+    let raw = std::fs::read(folder.join("pgpmime-sign+enc.eml")).unwrap();
+    let outer = wardmail::message::parse(&raw);
+    assert_eq!(outer.envelope.subject, "...");
+
+    let report = inspect(&raw, &keyring);
+    let inner = report.inner_mime.expect("decrypted");
+    let shown = wardmail::message::parse_inner(&outer, &inner);
+    assert_eq!(shown.envelope.subject, "BarCorp contract signed, let's go!");
+    assert_eq!(shown.envelope.message_id, outer.envelope.message_id);
+}

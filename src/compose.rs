@@ -424,7 +424,7 @@ fn attachment_part(attachment: &AttachmentFile) -> MimePart<'_> {
     let filename = single_line(&attachment.filename);
 
     if content_type == "message/rfc822" {
-        let data = with_crlf(&attachment.data);
+        let data = crate::multipart::to_crlf(&attachment.data);
         // NOTE: a NUL byte or a line over 998 bytes needs "binary", which
         // only servers with BINARYMIME (RFC 3030) accept. Such a message
         // still goes out labelled 7bit or 8bit.
@@ -439,20 +439,6 @@ fn attachment_part(attachment: &AttachmentFile) -> MimePart<'_> {
         BodyPart::Binary(attachment.data.as_slice().into()),
     )
     .attachment(filename)
-}
-
-/// Converts every line end to CRLF, as a message body on the wire has.
-fn with_crlf(data: &[u8]) -> Vec<u8> {
-    let mut converted = Vec::with_capacity(data.len() + data.len() / 32);
-    let mut previous = 0u8;
-    for &byte in data {
-        if byte == b'\n' && previous != b'\r' {
-            converted.push(b'\r');
-        }
-        converted.push(byte);
-        previous = byte;
-    }
-    converted
 }
 
 fn builder_address(address: &Address) -> BuilderAddress<'static> {

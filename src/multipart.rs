@@ -1,5 +1,5 @@
 //! Byte-exact multipart splitting and CRLF canonical form, shared by the
-//! S/MIME and OpenPGP readers. Signatures cover the exact bytes of a MIME
+//! S/MIME and OpenPGP readers and the composer. Signatures cover the exact bytes of a MIME
 //! part (RFC 1847 section 2.1), which a parsed and re-decoded part no longer
 //! has, so these work on the raw body.
 
@@ -41,8 +41,9 @@ fn strip_line_break(part: &[u8]) -> &[u8] {
     part.strip_suffix(b"\r").unwrap_or(part)
 }
 
-/// Converts bare LF line ends to CRLF, the canonical form of RFC 3156
-/// section 5 that a PGP/MIME signature covers.
+/// Converts bare LF line ends to CRLF: the canonical form that S/MIME and
+/// PGP/MIME signatures cover (RFC 3156 section 5), and the line ends of a
+/// message on the wire.
 pub(crate) fn to_crlf(content: &[u8]) -> Vec<u8> {
     let mut canonical = Vec::with_capacity(content.len() + content.len() / 32);
     let mut previous = 0u8;

@@ -183,7 +183,7 @@ impl Account {
         Ok(())
     }
 
-    /// The domain part of the address, lower-cased.
+    /// Returns the domain part of the address, lower-cased.
     pub fn domain(&self) -> String {
         self.address
             .rsplit_once('@')
@@ -237,17 +237,17 @@ impl Profile {
         })
     }
 
-    /// The configuration file's path.
+    /// Returns the configuration file's path.
     pub fn config_path(&self) -> PathBuf {
         self.config_dir.join("accounts.toml")
     }
 
-    /// The encrypted store's path.
+    /// Returns the encrypted store's path.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("store.db")
     }
 
-    /// The data directory (created on demand).
+    /// Returns the data directory (created on demand).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -337,7 +337,7 @@ pub fn account_id(address: &str) -> String {
     format!("acct-{hex}")
 }
 
-/// A random 128-bit identifier in hex.
+/// Generates a random 128-bit identifier in hex.
 pub fn random_id() -> String {
     let mut bytes = [0u8; 16];
     // NOTE: openssl's CSPRNG fails only when the OS entropy source is broken;

@@ -58,7 +58,7 @@ pub enum ImapError {
         /// The I/O error.
         reason: String,
     },
-    /// The server did not answer in time.
+    /// The server sent no reply in time.
     #[error(
         "IMAP {operation} timed out after {seconds} s: the server or the network is not responding"
     )]
@@ -71,8 +71,8 @@ pub enum ImapError {
 }
 
 impl ImapError {
-    /// Whether the error means the server cannot be reached now, as opposed
-    /// to rejecting a request.
+    /// Returns whether the error means the server cannot be reached now,
+    /// as opposed to rejecting a request.
     pub fn is_offline(&self) -> bool {
         matches!(
             self,
@@ -334,17 +334,17 @@ async fn start_tls(tcp: TcpStream, host: &str, port: u16) -> Result<TcpStream, I
 }
 
 impl Connection {
-    /// Whether the server advertised a capability (upper case).
+    /// Returns whether the server advertised a capability (upper case).
     pub fn has(&self, capability: &str) -> bool {
         self.capabilities.contains(capability)
     }
 
-    /// Whether CONDSTORE is usable.
+    /// Returns whether CONDSTORE is usable.
     pub fn condstore(&self) -> bool {
         self.has("CONDSTORE") || self.qresync
     }
 
-    /// Whether QRESYNC was enabled.
+    /// Returns whether QRESYNC was enabled.
     pub fn qresync(&self) -> bool {
         self.qresync
     }
@@ -431,10 +431,10 @@ impl Connection {
         Ok(count)
     }
 
-    /// Fetches flags: with `Some(modseq)` only those changed since then
-    /// (CONDSTORE CHANGEDSINCE, which needs a MODSEQ of at least 1) plus,
-    /// with QRESYNC, the UID ranges expunged since then; with `None` every
-    /// message's flags, for servers without CONDSTORE.
+    /// Fetches flags. With `Some(modseq)` it fetches only those changed
+    /// since then (CONDSTORE CHANGEDSINCE, whose MODSEQ must be positive)
+    /// and, with QRESYNC, the UID ranges expunged since then. With `None` it
+    /// fetches every message's flags, for servers without CONDSTORE.
     pub async fn fetch_flags(&mut self, since: Option<u64>) -> Result<Changes, ImapError> {
         let query = match since {
             Some(modseq) => {
@@ -458,7 +458,7 @@ impl Connection {
         Ok(changes)
     }
 
-    /// Every UID in the selected mailbox.
+    /// Lists every UID in the selected mailbox.
     pub async fn all_uids(&mut self) -> Result<HashSet<u32>, ImapError> {
         timed(self.session.uid_search("ALL"), "UID SEARCH").await
     }

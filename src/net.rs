@@ -50,7 +50,7 @@ pub enum NetError {
         /// Port.
         port: u16,
     },
-    /// No answer in time.
+    /// No reply in time.
     #[error(
         "no answer from {host} port {port} within {seconds} s: check the host, the port and any firewall"
     )]
@@ -259,7 +259,7 @@ pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, NetError> {
     }))
 }
 
-/// The conventional port for a protocol and security mode, for hints.
+/// Returns the conventional port for a protocol and security mode.
 pub fn default_port(imap: bool, security: Security) -> u16 {
     match (imap, security) {
         (true, Security::Tls) => 993,

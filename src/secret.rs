@@ -48,7 +48,7 @@ impl Secret {
         Secret(value.into())
     }
 
-    /// The secret itself, for handing to a protocol library.
+    /// Returns the secret itself, for handing to a protocol library.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -68,7 +68,7 @@ pub struct KeyringEntry {
 }
 
 impl KeyringEntry {
-    /// The password of an account.
+    /// Names the password entry of an account.
     pub fn password(profile_id: &str, account_id: &str) -> KeyringEntry {
         KeyringEntry {
             user: format!("{profile_id}/account/{account_id}/password"),
@@ -76,7 +76,7 @@ impl KeyringEntry {
         }
     }
 
-    /// The key of the encrypted local store.
+    /// Names the entry of the encrypted local store's key.
     pub fn store_key(profile_id: &str) -> KeyringEntry {
         KeyringEntry {
             user: format!("{profile_id}/store-key"),
@@ -84,7 +84,8 @@ impl KeyringEntry {
         }
     }
 
-    /// The entry name as stored in the keyring (the "user" attribute).
+    /// Returns the entry name as stored in the keyring (the "user"
+    /// attribute).
     pub fn name(&self) -> &str {
         &self.user
     }

@@ -98,7 +98,7 @@ impl Session {
     /// `None`): reads the keyring, unlocks the store, loads trust anchors.
     ///
     /// Outbox entries left in `Sending` by a crash become "may have been
-    /// sent" here, so nothing resends them without the user's say.
+    /// sent" here, so nothing resends them unless the user confirms.
     pub async fn open(profile: Profile, account: Option<String>) -> Result<Session, SessionError> {
         let session = unblock(move || {
             let config = profile.load()?;
@@ -123,7 +123,7 @@ impl Session {
         Ok(session)
     }
 
-    /// The TLS trust anchors in use.
+    /// Returns the TLS trust anchors in use.
     pub fn tls(&self) -> &TlsContext {
         &self.tls
     }
@@ -201,7 +201,7 @@ impl Session {
         self.with_reset(result).await
     }
 
-    /// The folders from the store.
+    /// Lists the folders from the store.
     pub async fn folders(&self) -> Result<Vec<Folder>, SessionError> {
         let id = self.account.id.clone();
         Ok(blocking(&self.store, move |s| s.folders(&id)).await?)
@@ -230,7 +230,7 @@ impl Session {
             .ok_or(SessionError::NoRole(role.as_str()))
     }
 
-    /// A message's raw bytes, from the cache or the server.
+    /// Returns a message's raw bytes, from the cache or the server.
     pub async fn body(&self, folder: &Folder, uid: u32) -> Result<Option<Vec<u8>>, SessionError> {
         let result = async {
             let mut connection = self.shared().await?;
@@ -365,8 +365,8 @@ fn openpgp_keyring(store: &Store, account: &str) -> Result<crate::openpgp::Keyri
     Ok(keyring)
 }
 
-/// Whether a message carries OpenPGP: PGP/MIME (RFC 3156) or an armored
-/// block in its text.
+/// Returns whether a message carries OpenPGP: PGP/MIME (RFC 3156) or an
+/// armored block in its text.
 fn looks_like_openpgp(raw: &[u8]) -> bool {
     const MARKERS: [&[u8]; 4] = [
         b"application/pgp-encrypted",
@@ -435,7 +435,7 @@ impl Session {
         .await
     }
 
-    /// The account's S/MIME identities.
+    /// Lists the account's S/MIME identities.
     pub async fn smime_identities(&self) -> Result<Vec<IdentityInfo>, SessionError> {
         let store = self.store.clone();
         let account = self.account.id.clone();
@@ -469,7 +469,7 @@ impl Session {
         .await
     }
 
-    /// The fingerprints of every OpenPGP certificate imported.
+    /// Lists the fingerprints of every imported OpenPGP certificate.
     pub async fn openpgp_fingerprints(&self) -> Result<Vec<String>, SessionError> {
         let store = self.store.clone();
         let account = self.account.id.clone();

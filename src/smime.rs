@@ -314,7 +314,7 @@ impl TrustStore {
         Self::default()
     }
 
-    /// The user-added certificates as DER, for saving.
+    /// Returns the user-added certificates as DER, for saving.
     pub fn certificate_ders(&self) -> Vec<Vec<u8>> {
         self.certificates
             .iter()

@@ -80,8 +80,8 @@ pub enum SmtpError {
 }
 
 impl SmtpError {
-    /// Whether the message certainly was not accepted, so that retrying
-    /// cannot send it twice.
+    /// Returns whether the message certainly was not accepted, so that a
+    /// retry cannot send it twice.
     pub fn certainly_not_sent(&self) -> bool {
         !matches!(self, SmtpError::Uncertain { .. })
     }
@@ -253,7 +253,7 @@ pub async fn check_login(
     Ok(())
 }
 
-/// Submits one message. On error, [`SmtpError::certainly_not_sent`] says
+/// Submits one message. On error, [`SmtpError::certainly_not_sent`] tells
 /// whether a retry is safe.
 pub async fn submit(
     account: &Account,

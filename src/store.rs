@@ -345,8 +345,8 @@ impl Store {
         })
     }
 
-    /// The lock that serialises syncs of one folder. Two syncs of the same
-    /// folder on different connections (the full sync and the IDLE
+    /// Returns the lock that serialises syncs of one folder. Two syncs of
+    /// the same folder on different connections (the full sync and the IDLE
     /// watcher) could otherwise delete each other's new messages.
     pub fn folder_lock(&self, folder: i64) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         let mut locks = self
@@ -707,10 +707,10 @@ impl Store {
     }
 
     /// Adds a message to the outbox in state `Queued`. Adding the same
-    /// message again (same account, bytes and recipients) while it is not
-    /// yet done returns the existing entry's id; any other reuse of its
-    /// Message-ID is an error, so a changed message is never silently
-    /// dropped in favour of an old one.
+    /// message again (same account, bytes and recipients) before it is done
+    /// returns the existing entry's id. Any other reuse of its Message-ID is
+    /// an error, so a changed message is never dropped in favour of an old
+    /// one.
     pub fn outbox_add(
         &self,
         account: &str,
@@ -835,7 +835,7 @@ impl Store {
             .map_err(sql("saving an S/MIME identity"))
     }
 
-    /// The S/MIME identities of an account.
+    /// Reads the S/MIME identities of an account.
     pub fn smime_identities(&self, account: &str) -> Result<Vec<StoredIdentity>, StoreError> {
         let db = self.db();
         let mut statement = db
@@ -867,7 +867,7 @@ impl Store {
             .map_err(sql("saving an OpenPGP key"))
     }
 
-    /// The OpenPGP data imported for an account, oldest first.
+    /// Reads the OpenPGP data imported for an account, oldest first.
     pub fn openpgp_data(&self, account: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         let db = self.db();
         let mut statement = db
@@ -891,7 +891,7 @@ impl Store {
             .map_err(sql("saving a CA certificate"))
     }
 
-    /// The CA certificates (DER) the user chose to trust.
+    /// Reads the CA certificates (DER) the user chose to trust.
     pub fn trust_anchors(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let db = self.db();
         let mut statement = db

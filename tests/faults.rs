@@ -74,7 +74,7 @@ where
     }
 }
 
-/// Answers an IMAP session up to SELECT; FETCH gets `fetch_reply`.
+/// Replies to an IMAP session up to SELECT. FETCH gets `fetch_reply`.
 fn imap_reply(line: &str, fetch_reply: &str) -> Reply {
     let (tag, command) = line.split_once(' ').unwrap_or((line, ""));
     let upper = command.to_ascii_uppercase();
@@ -124,7 +124,7 @@ fn fault_account(user: &str, port: u16) -> wardmail::account::Account {
     account
 }
 
-/// Answers a complete IMAP session of a server with no extensions beyond
+/// Replies to a complete IMAP session of a server with no extensions beyond
 /// IMAP4rev1 (no CONDSTORE, QRESYNC, MOVE or UIDPLUS), holding two
 /// messages.
 fn plain_imap_reply(line: &str) -> Reply {
@@ -190,7 +190,7 @@ async fn resync_without_condstore() {
 const HEADER_1: &str = "From: lab@example.org\r\nSubject: one\r\n\r\n";
 
 #[tokio::test(flavor = "multi_thread")]
-async fn fetch_cut_midway_is_an_error_not_a_crash() {
+async fn fetch_cut_midway_fails_cleanly() {
     let reply: &'static str = Box::leak(
         format!(
             "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 10 BODY[HEADER.FIELDS (FROM)] {{{}}}\r\n{HEADER_1})\r\n\

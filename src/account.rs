@@ -209,6 +209,30 @@ pub struct Config {
     /// The accounts, in the order they were added.
     #[serde(default, rename = "account")]
     pub accounts: Vec<Account>,
+    /// Signing, encryption and key settings.
+    #[serde(default)]
+    pub crypto: CryptoSettings,
+}
+
+/// Settings for signing, encryption and keys, in the `[crypto]` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CryptoSettings {
+    /// Minutes an OpenPGP key unlocked with its passphrase stays usable
+    /// before Wardmail asks again. 0 asks every time.
+    pub unlock_minutes: u32,
+    /// Whether signed OpenPGP mail carries an Autocrypt header with the
+    /// user's public key, so that correspondents' programs learn it.
+    pub autocrypt: bool,
+}
+
+impl Default for CryptoSettings {
+    fn default() -> Self {
+        Self {
+            unlock_minutes: 10,
+            autocrypt: false,
+        }
+    }
 }
 
 /// Where one profile keeps its files.
@@ -261,7 +285,7 @@ impl Profile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let config = Config {
                     profile_id: random_id(),
-                    accounts: Vec::new(),
+                    ..Config::default()
                 };
                 self.save(&config)?;
                 return Ok(config);
@@ -394,6 +418,7 @@ mod tests {
         let text = toml::to_string(&Config {
             profile_id: "p".into(),
             accounts: vec![sample()],
+            ..Config::default()
         })
         .unwrap();
         assert!(!text.to_lowercase().contains("password"));

@@ -129,8 +129,59 @@ pub enum Command {
 /// Keys subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// List the account's S/MIME identities.
-    List(AccountChoice),
+    /// List the account's OpenPGP keys and S/MIME identities, with
+    /// expiry, where each key came from and whether it is verified.
+    List {
+        #[command(flatten)]
+        account: AccountChoice,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a key file, recognised by its content: OpenPGP (.asc or
+    /// binary) or PKCS#12 (.p12/.pfx, password on standard input).
+    Import {
+        /// The key file.
+        file: PathBuf,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Write a public OpenPGP key, armored, to standard output or a file.
+    Export {
+        /// The key's fingerprint.
+        fingerprint: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Generate an OpenPGP key for the account's address.
+    Generate {
+        /// cv25519 (default) or rsa4096.
+        #[arg(long, default_value = "cv25519")]
+        algorithm: String,
+        /// Days until the key expires; 0 for never.
+        #[arg(long, default_value_t = 1095)]
+        expires_days: u64,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Mark a key's fingerprint as verified, after comparing it with its
+    /// owner over the phone or in person. This also accepts a changed key.
+    Verify {
+        /// The key's fingerprint.
+        fingerprint: String,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Revoke one of your own OpenPGP keys.
+    Revoke {
+        /// The key's fingerprint.
+        fingerprint: String,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
     /// Import a .p12/.pfx file (certificate and private key). The password
     /// is read from standard input and not kept.
     ImportP12 {
@@ -305,7 +356,49 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
             account,
             json,
         } => inspect(open(profile, account).await?, file, json).await,
-        Command::Keys(KeysCommand::List(account)) => list_keys(open(profile, account).await?).await,
+        Command::Keys(KeysCommand::List { account, json }) => {
+            list_keys(open(profile, account).await?, json).await
+        }
+        Command::Keys(KeysCommand::Import { file, account }) => {
+            let session = open(profile, account).await?;
+            if looks_like_pkcs12(&read_file(&file).await?) {
+                import_p12(session, file).await
+            } else {
+                import_pgp(session, file).await
+            }
+        }
+        Command::Keys(KeysCommand::Export {
+            fingerprint,
+            output,
+            account,
+        }) => export_key(open(profile, account).await?, fingerprint, output).await,
+        Command::Keys(KeysCommand::Generate {
+            algorithm,
+            expires_days,
+            account,
+        }) => generate_key(open(profile, account).await?, &algorithm, expires_days).await,
+        Command::Keys(KeysCommand::Verify {
+            fingerprint,
+            account,
+        }) => {
+            open(profile, account)
+                .await?
+                .verify_openpgp(fingerprint.clone())
+                .await?;
+            println!("marked key {fingerprint} as verified");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCommand::Revoke {
+            fingerprint,
+            account,
+        }) => {
+            let info = open(profile, account)
+                .await?
+                .revoke_openpgp(fingerprint)
+                .await?;
+            println!("revoked key {}", info.fingerprint);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keys(KeysCommand::ImportP12 { file, account }) => {
             import_p12(open(profile, account).await?, file).await
         }
@@ -345,14 +438,73 @@ async fn inspect(session: Session, file: PathBuf, json: bool) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list_keys(session: Session) -> Result<ExitCode, SessionError> {
+async fn list_keys(session: Session, json: bool) -> Result<ExitCode, SessionError> {
+    let session = std::sync::Arc::new(session);
     let identities = session.smime_identities().await?;
-    let fingerprints = session.openpgp_fingerprints().await?;
-    if identities.is_empty() && fingerprints.is_empty() {
-        println!("no keys; import them with `wardmail keys import-p12 FILE` or `import-pgp FILE`");
+    let keys = session.openpgp_keys().await?;
+    if json {
+        let smime: Vec<_> = identities
+            .iter()
+            .map(|identity| {
+                serde_json::json!({
+                    "fingerprint": identity.fingerprint,
+                    "addresses": identity.addresses,
+                })
+            })
+            .collect();
+        let value = serde_json::json!({ "openpgp": keys, "smime_identities": smime });
+        println!("{value:#}");
+        return Ok(ExitCode::SUCCESS);
     }
-    for fingerprint in fingerprints {
-        println!("OpenPGP\t{fingerprint}");
+    if identities.is_empty() && keys.is_empty() {
+        println!(
+            "no keys; generate one with `wardmail keys generate` or import one with \
+             `wardmail keys import FILE`"
+        );
+    }
+    for key in keys {
+        let info = &key.info;
+        let mut notes = vec![
+            if info.secret {
+                "own key"
+            } else {
+                "correspondent"
+            }
+            .to_string(),
+        ];
+        if info.locked {
+            notes.push("passphrase protected".into());
+        }
+        if info.revoked {
+            notes.push("REVOKED".into());
+        } else if info.expired {
+            notes.push("EXPIRED".into());
+        }
+        notes.push(match info.expires {
+            Some(at) => format!("expires {}", crate::ui::format::day(at)),
+            None => "does not expire".into(),
+        });
+        notes.push(format!("from {}", key.source));
+        notes.push(
+            if key.verified {
+                "verified"
+            } else {
+                "not verified"
+            }
+            .into(),
+        );
+        if let Some(old) = &key.replaces {
+            notes.push(format!(
+                "KEY CHANGED: replaces {old}, not used until accepted"
+            ));
+        }
+        println!(
+            "OpenPGP\t{}\t{}\t{}\t{}",
+            info.addresses.join(", "),
+            info.fingerprint,
+            info.algorithm,
+            notes.join("; ")
+        );
     }
     for identity in identities {
         println!(
@@ -361,6 +513,51 @@ async fn list_keys(session: Session) -> Result<ExitCode, SessionError> {
             identity.fingerprint
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Returns whether a file is PKCS#12 rather than OpenPGP: PEM-armored
+/// PKCS#12, or DER starting with a SEQUENCE (OpenPGP binary packets never
+/// start with 0x30, which would be an old-format tag 12 packet).
+fn looks_like_pkcs12(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"-----BEGIN PKCS12-----") || bytes.first() == Some(&0x30)
+}
+
+async fn export_key(
+    session: Session,
+    fingerprint: String,
+    output: Option<PathBuf>,
+) -> Result<ExitCode, SessionError> {
+    let armored = session.export_openpgp(fingerprint).await?;
+    match output {
+        Some(path) => {
+            tokio::fs::write(&path, &armored)
+                .await
+                .map_err(|e| SessionError::Task(format!("cannot write {}: {e}", path.display())))?;
+            println!("wrote {}", path.display());
+        }
+        None => {
+            let _ = std::io::stdout().lock().write_all(&armored);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn generate_key(
+    session: Session,
+    algorithm: &str,
+    expires_days: u64,
+) -> Result<ExitCode, SessionError> {
+    let suite: wardmail::openpgp::Suite = algorithm.parse()?;
+    let validity =
+        (expires_days > 0).then(|| std::time::Duration::from_secs(expires_days * 86_400));
+    let info = session.generate_openpgp(suite, validity).await?;
+    println!(
+        "generated OpenPGP key {} for {} ({})",
+        info.fingerprint,
+        info.addresses.join(", "),
+        info.algorithm
+    );
     Ok(ExitCode::SUCCESS)
 }
 

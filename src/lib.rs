@@ -6,6 +6,7 @@
 //! function; network work is async on tokio.
 
 pub mod account;
+pub mod autocrypt;
 pub mod compose;
 pub mod imap;
 pub mod mailto;
@@ -15,6 +16,7 @@ pub mod net;
 pub mod openpgp;
 pub mod outbox;
 pub mod policy;
+pub mod protected;
 pub mod protection;
 pub mod secret;
 pub mod session;

@@ -1,6 +1,8 @@
-//! OpenPGP reading: a [`Keyring`] of certificates and secret keys, and
-//! [`inspect`], which removes the encryption and checks the signatures of
-//! one message and returns its [`ProtectionReport`].
+//! OpenPGP: a [`Keyring`] of certificates and secret keys; [`inspect`],
+//! which removes the encryption and checks the signatures of one message
+//! and returns its [`ProtectionReport`]; and, for sending, key generation
+//! and management ([`generate`], [`revoke`], [`describe`]) and the
+//! encrypted or signed data of PGP/MIME ([`encrypt`], [`sign_detached`]).
 //!
 //! It follows RFC 3156: multipart/encrypted with protocol
 //! application/pgp-encrypted (section 4), multipart/signed with protocol
@@ -25,12 +27,19 @@ use crate::protection::{
 
 mod inline;
 mod keyring;
+mod keys;
 mod mime;
 mod packets;
 mod parts;
+mod write;
 
 pub use keyring::Keyring;
+pub use keys::{
+    KeyInfo, Suite, addresses, describe, export_public, generate, minimal_public, revoke,
+    to_tsk_bytes,
+};
 pub use sequoia_openpgp::Fingerprint;
+pub use write::{encrypt, sign_detached};
 
 use crate::multipart::{split_multipart, to_crlf};
 use mime::{ArmorKind, find_armor, strip_trailing_whitespace};
@@ -73,6 +82,48 @@ pub enum OpenpgpError {
     WrongPassphrase {
         /// The fingerprint requested, in hex.
         fingerprint: String,
+    },
+    /// The key to use has a passphrase and is not unlocked.
+    #[error("key {fingerprint} is protected by a passphrase: unlock it first")]
+    KeyLocked {
+        /// The primary key fingerprint, in hex.
+        fingerprint: String,
+    },
+    /// The certificate holds no secret key for the operation.
+    #[error("key {fingerprint} has no secret key here: import the secret key (.asc) first")]
+    NoSecretKey {
+        /// The primary key fingerprint, in hex.
+        fingerprint: String,
+    },
+    /// None of the user's own keys names the address.
+    #[error(
+        "no OpenPGP key of yours names {address}: generate one or import your secret key on \
+         the Keys screen"
+    )]
+    NoOwnKey {
+        /// The address to sign or decrypt as.
+        address: String,
+    },
+    /// A certificate has no subkey that may encrypt now.
+    #[error(
+        "key {fingerprint} cannot encrypt: it has no valid encryption subkey (expired, \
+         revoked or signing only); ask its owner for a current key"
+    )]
+    NoEncryptionKey {
+        /// The primary key fingerprint, in hex.
+        fingerprint: String,
+    },
+    /// An unknown algorithm name for key generation.
+    #[error("unknown key algorithm {name:?}: use cv25519 (the default) or rsa4096")]
+    UnknownSuite {
+        /// The name given.
+        name: String,
+    },
+    /// Writing OpenPGP data failed.
+    #[error("cannot write OpenPGP data: {reason}")]
+    Write {
+        /// The library's description of the problem.
+        reason: String,
     },
 }
 
@@ -197,6 +248,19 @@ fn decoded_body(part: &[u8]) -> Vec<u8> {
 }
 
 impl Reader<'_> {
+    /// Records why an encrypted layer was not opened. A missing key
+    /// becomes "locked" when the user holds the key but must unlock it.
+    fn refuse(&mut self, refusal: Refusal, data: &[u8]) {
+        self.report.refused = Some(refusal);
+        if refusal == Refusal::NoKey {
+            let locked = packets::locked_recipients(data, self.keyring);
+            if !locked.is_empty() {
+                self.report.refused = Some(Refusal::KeyLocked);
+                self.report.locked_keys = locked;
+            }
+        }
+    }
+
     /// Reads one MIME entity that is the whole message or the whole content
     /// of a layer. Returns whether an encrypted layer lies inside it.
     fn read_message(
@@ -261,7 +325,7 @@ impl Reader<'_> {
         let opened = match packets::open(&ciphertext, self.keyring) {
             Ok(opened) => opened,
             Err(refusal) => {
-                self.report.refused = Some(refusal);
+                self.refuse(refusal, &ciphertext);
                 return;
             }
         };

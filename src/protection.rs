@@ -138,6 +138,9 @@ pub enum Refusal {
     NoIntegrityProtection,
     /// No configured private key matches a recipient of the message.
     NoKey,
+    /// A private key of the user's matches, but it is protected by a
+    /// passphrase and not unlocked; `locked_keys` names it.
+    KeyLocked,
     /// The layer uses an algorithm this client does not support.
     UnsupportedAlgorithm,
     /// A key matched, but the content did not decrypt, for example because
@@ -192,6 +195,10 @@ pub struct ProtectionReport {
     pub parts: Vec<Part>,
     /// Conditions to show next to the verdict, each listed once.
     pub warnings: Vec<Warning>,
+    /// The primary fingerprints of the user's passphrase-protected keys
+    /// that would decrypt the message once unlocked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locked_keys: Vec<String>,
     /// The decrypted and verified inner MIME entity, for display only.
     #[serde(skip)]
     pub inner_mime: Option<Vec<u8>>,
@@ -208,6 +215,7 @@ impl ProtectionReport {
             signatures: Vec::new(),
             parts: Vec::new(),
             warnings: Vec::new(),
+            locked_keys: Vec::new(),
             inner_mime: None,
         }
     }

@@ -16,6 +16,10 @@ use crate::smtp::{self, SmtpError};
 use crate::store::{Folder, Store, StoreError};
 use crate::sync::{self, FolderReport, Progress, SyncError, blocking};
 
+mod keys;
+
+pub use keys::{Method, OpenpgpKey};
+
 /// Errors from any account operation, for callers that only report them.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -58,6 +62,9 @@ pub enum SessionError {
     /// An outbox entry that does not exist (any more).
     #[error("no message {0} in the outbox: it was sent or discarded meanwhile")]
     NoOutboxEntry(i64),
+    /// Writing a signed or encrypted message.
+    #[error(transparent)]
+    Seal(crate::protected::SealError),
     /// A background task failed.
     #[error("a background task failed: {0}")]
     Task(String),
@@ -83,6 +90,7 @@ pub struct Session {
     password: Secret,
     tls: TlsContext,
     connection: tokio::sync::Mutex<Option<imap::Connection>>,
+    unlocked: std::sync::Mutex<keys::UnlockCache>,
 }
 
 impl std::fmt::Debug for Session {
@@ -113,6 +121,7 @@ impl Session {
                 password,
                 tls,
                 connection: tokio::sync::Mutex::new(None),
+                unlocked: std::sync::Mutex::new(keys::UnlockCache::default()),
             })
         })
         .await?;
@@ -463,6 +472,9 @@ impl Session {
             let fingerprints: Vec<String> =
                 keyring.import(&bytes)?.iter().map(|f| f.to_hex()).collect();
             store.save_openpgp(&account, &fingerprints, &bytes)?;
+            for fingerprint in &fingerprints {
+                store.add_openpgp_state(&account, fingerprint, "imported", None)?;
+            }
             tracing::info!(account = %account, keys = fingerprints.len(), "OpenPGP keys imported");
             Ok(fingerprints)
         })
@@ -490,10 +502,16 @@ impl Session {
     /// runs on the blocking pool.
     pub async fn inspect(&self, raw: Vec<u8>) -> Result<ProtectionReport, SessionError> {
         let store = self.store.clone();
+        let me = self.account.clone();
         let account = self.account.id.clone();
+        let unlocked = self.unlocked_now()?;
         unblock(move || {
+            if let Err(error) = keys::note_autocrypt(&store, &me, &raw) {
+                tracing::warn!(account = %account, %error, "Autocrypt state not updated");
+            }
             if looks_like_openpgp(&raw) {
-                let keyring = openpgp_keyring(&store, &account)?;
+                let mut keyring = openpgp_keyring(&store, &account)?;
+                keyring.add_unlocked(unlocked);
                 return Ok(crate::openpgp::inspect(&raw, &keyring));
             }
             let identities = store

@@ -197,6 +197,47 @@ pub struct OutboxEntry {
 /// DER).
 pub type StoredIdentity = (Vec<u8>, Vec<u8>);
 
+/// Where an OpenPGP certificate came from and what the user decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenpgpState {
+    /// Primary key fingerprint, upper-case hex.
+    pub fingerprint: String,
+    /// "imported", "generated", "wkd" or "autocrypt".
+    pub source: String,
+    /// Whether the user marked the fingerprint as verified.
+    pub verified: bool,
+    /// The fingerprint of the key this one would replace, while the user
+    /// has not accepted the change.
+    pub replaces: Option<String>,
+    /// When it was first stored, Unix seconds.
+    pub added: i64,
+}
+
+/// A correspondent's Autocrypt state (Autocrypt Level 1 section 2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutocryptPeer {
+    /// The correspondent's address, lower-case.
+    pub address: String,
+    /// The effective date of the newest message seen from them.
+    pub last_seen: i64,
+    /// The effective date of the newest message with an Autocrypt header.
+    pub autocrypt_timestamp: i64,
+    /// The fingerprint of the key from that header.
+    pub fingerprint: String,
+    /// Whether they asked for encryption by default (prefer-encrypt=mutual).
+    pub prefer_encrypt: bool,
+}
+
+fn autocrypt_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AutocryptPeer> {
+    Ok(AutocryptPeer {
+        address: row.get(0)?,
+        last_seen: row.get(1)?,
+        autocrypt_timestamp: row.get(2)?,
+        fingerprint: row.get(3)?,
+        prefer_encrypt: row.get(4)?,
+    })
+}
+
 /// The encrypted local store.
 pub struct Store {
     connection: Mutex<Connection>,
@@ -261,6 +302,24 @@ CREATE TABLE IF NOT EXISTS openpgp_key (
     fingerprints TEXT NOT NULL,
     data BLOB NOT NULL,
     added INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS openpgp_state (
+    account TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    source TEXT NOT NULL,
+    verified INTEGER NOT NULL DEFAULT 0,
+    replaces TEXT,
+    added INTEGER NOT NULL,
+    PRIMARY KEY (account, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS autocrypt_peer (
+    account TEXT NOT NULL,
+    address TEXT NOT NULL,
+    last_seen INTEGER NOT NULL,
+    autocrypt_timestamp INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    prefer_encrypt INTEGER NOT NULL,
+    PRIMARY KEY (account, address)
 );
 CREATE TABLE IF NOT EXISTS trust_anchor (
     certificate BLOB PRIMARY KEY,
@@ -878,6 +937,137 @@ impl Store {
             .map_err(sql("reading OpenPGP keys"))?
             .collect::<Result<_, _>>()
             .map_err(sql("reading OpenPGP keys"))
+    }
+
+    /// Records where an OpenPGP certificate came from, unless it is known
+    /// already. `replaces` names the fingerprint of another certificate
+    /// for the same address that was in use: until the user accepts the
+    /// change, the new one is not used.
+    pub fn add_openpgp_state(
+        &self,
+        account: &str,
+        fingerprint: &str,
+        source: &str,
+        replaces: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "INSERT OR IGNORE INTO openpgp_state (account, fingerprint, source, replaces, added)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![account, fingerprint, source, replaces, now()],
+            )
+            .map(drop)
+            .map_err(sql("saving an OpenPGP key's state"))
+    }
+
+    /// Marks a certificate as verified by the user (fingerprint compared
+    /// over a trusted channel), which also accepts a key change.
+    pub fn verify_openpgp(&self, account: &str, fingerprint: &str) -> Result<bool, StoreError> {
+        self.db()
+            .execute(
+                "UPDATE openpgp_state SET verified = 1, replaces = NULL
+                 WHERE account = ?1 AND fingerprint = ?2",
+                params![account, fingerprint],
+            )
+            .map(|changed| changed > 0)
+            .map_err(sql("marking an OpenPGP key verified"))
+    }
+
+    /// Accepts a changed key without marking it verified.
+    pub fn accept_openpgp(&self, account: &str, fingerprint: &str) -> Result<bool, StoreError> {
+        self.db()
+            .execute(
+                "UPDATE openpgp_state SET replaces = NULL WHERE account = ?1 AND fingerprint = ?2",
+                params![account, fingerprint],
+            )
+            .map(|changed| changed > 0)
+            .map_err(sql("accepting an OpenPGP key"))
+    }
+
+    /// Reads the state of every OpenPGP certificate of an account.
+    pub fn openpgp_states(&self, account: &str) -> Result<Vec<OpenpgpState>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(
+                "SELECT fingerprint, source, verified, replaces, added FROM openpgp_state
+                 WHERE account = ?1",
+            )
+            .map_err(sql("reading OpenPGP key states"))?;
+        statement
+            .query_map([account], |row| {
+                Ok(OpenpgpState {
+                    fingerprint: row.get(0)?,
+                    source: row.get(1)?,
+                    verified: row.get(2)?,
+                    replaces: row.get(3)?,
+                    added: row.get(4)?,
+                })
+            })
+            .map_err(sql("reading OpenPGP key states"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("reading OpenPGP key states"))
+    }
+
+    /// Reads a correspondent's Autocrypt state (Autocrypt Level 1 section
+    /// 2.3), if any.
+    pub fn autocrypt_peer(
+        &self,
+        account: &str,
+        address: &str,
+    ) -> Result<Option<AutocryptPeer>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(
+                "SELECT address, last_seen, autocrypt_timestamp, fingerprint, prefer_encrypt
+                 FROM autocrypt_peer WHERE account = ?1 AND address = ?2",
+            )
+            .map_err(sql("reading Autocrypt state"))?;
+        let mut rows = statement
+            .query_map(params![account, address], autocrypt_row)
+            .map_err(sql("reading Autocrypt state"))?;
+        rows.next()
+            .transpose()
+            .map_err(sql("reading Autocrypt state"))
+    }
+
+    /// Reads every correspondent's Autocrypt state.
+    pub fn autocrypt_peers(&self, account: &str) -> Result<Vec<AutocryptPeer>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(
+                "SELECT address, last_seen, autocrypt_timestamp, fingerprint, prefer_encrypt
+                 FROM autocrypt_peer WHERE account = ?1 ORDER BY address",
+            )
+            .map_err(sql("reading Autocrypt state"))?;
+        statement
+            .query_map([account], autocrypt_row)
+            .map_err(sql("reading Autocrypt state"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("reading Autocrypt state"))
+    }
+
+    /// Saves a correspondent's Autocrypt state.
+    pub fn save_autocrypt_peer(
+        &self,
+        account: &str,
+        peer: &AutocryptPeer,
+    ) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "INSERT OR REPLACE INTO autocrypt_peer
+                   (account, address, last_seen, autocrypt_timestamp, fingerprint, prefer_encrypt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    account,
+                    peer.address,
+                    peer.last_seen,
+                    peer.autocrypt_timestamp,
+                    peer.fingerprint,
+                    peer.prefer_encrypt
+                ],
+            )
+            .map(drop)
+            .map_err(sql("saving Autocrypt state"))
     }
 
     /// Adds a CA certificate (DER) that the user chose to trust.

@@ -7,7 +7,7 @@
 //! `(Task<Message>, Option<Event>)`, and `view`.
 
 mod composer;
-mod format;
+pub(crate) mod format;
 mod keys;
 mod live;
 mod mailbox;

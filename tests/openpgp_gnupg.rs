@@ -5,78 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+mod support;
+
+use support::gnupg::Gnupg;
 
 use wardmail::openpgp::{Fingerprint, Keyring, OpenpgpError, inspect};
 use wardmail::protection::{Encryption, Layer, Refusal, SignatureScope, SignatureStatus, Warning};
 
 const USER: &str = "tester@example.org";
-
-/// A temporary GnuPG home whose agent is stopped on drop.
-struct Gnupg {
-    home: tempfile::TempDir,
-}
-
-impl Gnupg {
-    fn new() -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let private = std::fs::Permissions::from_mode(0o700);
-        std::fs::set_permissions(home.path(), private).unwrap();
-        Self { home }
-    }
-
-    /// Runs gpg with `args`, feeding `input` on stdin, and returns stdout.
-    fn run(&self, args: &[&str], input: &[u8]) -> Vec<u8> {
-        let mut child = Command::new("gpg")
-            .env("GNUPGHOME", self.home.path())
-            .args(["--batch", "--yes", "--no-tty", "--trust-model", "always"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "gpg {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
-    }
-
-    /// Creates a key for `user` (RSA with GnuPG 2.2 defaults) protected by
-    /// `passphrase`, and returns its armored secret key.
-    fn create_key(&self, user: &str, passphrase: &str) -> Vec<u8> {
-        let loopback = ["--pinentry-mode", "loopback", "--passphrase", passphrase];
-        let uid = format!("Test User <{user}>");
-        self.run(
-            &[
-                &loopback[..],
-                &["--quick-gen-key", &uid, "default", "default", "never"],
-            ]
-            .concat(),
-            b"",
-        );
-        self.run(
-            &[&loopback[..], &["--armor", "--export-secret-keys", user]].concat(),
-            b"",
-        )
-    }
-}
-
-impl Drop for Gnupg {
-    fn drop(&mut self) {
-        // Stops only the agent that belongs to this temporary home.
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", self.home.path())
-            .args(["--kill", "gpg-agent"])
-            .status();
-    }
-}
 
 fn headers(from: &str, content_type: &str) -> String {
     format!(
@@ -292,7 +230,8 @@ fn gnupg_passphrase_key_unlock() {
     let armored = gnupg.run(&["--armor", "--encrypt", "-r", USER], CONTENT);
     let message = pgp_mime_encrypted(USER, &armored);
     let report = inspect(&message, &keyring);
-    assert_eq!(report.refused, Some(Refusal::NoKey));
+    assert_eq!(report.refused, Some(Refusal::KeyLocked));
+    assert_eq!(report.locked_keys, vec![fingerprint.to_hex()]);
 
     let wrong = keyring.unlock(fingerprint, "wrong horse");
     assert!(

@@ -89,7 +89,7 @@ impl Reader<'_> {
                 if message_level && self.report.encrypted == Encryption::None {
                     self.report.encrypted = Encryption::Openpgp;
                 }
-                self.report.refused = Some(refusal);
+                self.refuse(refusal, armored);
                 return InlineResult::Encrypted;
             }
         };

@@ -78,6 +78,42 @@ impl Keyring {
         fingerprint: &Fingerprint,
         passphrase: &str,
     ) -> Result<usize, OpenpgpError> {
+        let unlocked = self.unlocked_keys(fingerprint, passphrase)?;
+        let count = unlocked.len();
+        self.add_unlocked(unlocked);
+        Ok(count)
+    }
+
+    /// Returns the primary fingerprints of certificates with a key that
+    /// matches one of `handles`, holds encrypted secret material, and is not
+    /// unlocked.
+    pub(super) fn locked_for(&self, handles: &[KeyHandle]) -> Vec<String> {
+        let mut locked = Vec::new();
+        for cert in &self.certificates {
+            let matching_locked = cert.keys().secret().any(|key| {
+                let own = key.key().key_handle();
+                let named = handles.iter().any(|handle| handle.aliases(&own));
+                let unlocked = self
+                    .secret_keys
+                    .iter()
+                    .any(|secret| secret.fingerprint() == key.key().fingerprint());
+                named && key.key().secret().is_encrypted() && !unlocked
+            });
+            if matching_locked {
+                locked.push(cert.fingerprint().to_hex());
+            }
+        }
+        locked
+    }
+
+    /// Decrypts and returns the secret keys of the certificate whose
+    /// primary key or subkey has `fingerprint`, without adding them; see
+    /// [`Keyring::unlock`].
+    pub fn unlocked_keys(
+        &self,
+        fingerprint: &Fingerprint,
+        passphrase: &str,
+    ) -> Result<Vec<Key<SecretParts, UnspecifiedRole>>, OpenpgpError> {
         let handle = KeyHandle::from(fingerprint.clone());
         let cert = self
             .certificates
@@ -114,11 +150,17 @@ impl Keyring {
                 fingerprint: fingerprint.to_hex(),
             });
         }
-        let count = unlocked.len();
-        for key in unlocked {
+        Ok(unlocked)
+    }
+
+    /// Adds secret keys unlocked earlier by [`Keyring::unlocked_keys`].
+    pub fn add_unlocked(
+        &mut self,
+        keys: impl IntoIterator<Item = Key<SecretParts, UnspecifiedRole>>,
+    ) {
+        for key in keys {
             self.add_secret_key(key);
         }
-        Ok(count)
     }
 
     /// Returns every certificate in the keyring. They keep any secret key material
@@ -140,6 +182,17 @@ impl Keyring {
             })
             .cloned()
             .collect()
+    }
+
+    /// Returns the usable (unencrypted or unlocked) secret key with this
+    /// fingerprint.
+    pub fn secret_key(
+        &self,
+        fingerprint: &Fingerprint,
+    ) -> Option<&Key<SecretParts, UnspecifiedRole>> {
+        self.secret_keys
+            .iter()
+            .find(|key| key.fingerprint() == *fingerprint)
     }
 
     /// Returns the secret keys that can decrypt now.

@@ -234,6 +234,29 @@ pub(super) fn is_encrypted(data: &[u8]) -> bool {
     })
 }
 
+/// Returns the primary fingerprints of the user's certificates whose
+/// passphrase-protected secret keys are named as recipients of the
+/// message and are not unlocked: entering the passphrase would let it
+/// decrypt.
+pub(super) fn locked_recipients(data: &[u8], keyring: &Keyring) -> Vec<String> {
+    let mut handles = Vec::new();
+    let Ok(mut result) = PacketParser::from_bytes(data) else {
+        return Vec::new();
+    };
+    while let PacketParserResult::Some(parser) = result {
+        if let pgp::Packet::PKESK(pkesk) = &parser.packet
+            && let Some(recipient) = pkesk.recipient()
+        {
+            handles.push(recipient);
+        }
+        result = match parser.next() {
+            Ok((_, next)) => next,
+            Err(_) => break,
+        };
+    }
+    keyring.locked_for(&handles)
+}
+
 /// Returns the tags of the top-level packets, or `None` when the data is
 /// not a readable packet sequence.
 fn top_level_tags(data: &[u8]) -> Option<Vec<Tag>> {

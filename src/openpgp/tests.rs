@@ -139,7 +139,8 @@ fn inspect_locked_key_until_unlocked() {
     let message = pgp_mime_encrypted(&encrypt_to(&cert, INNER));
 
     let report = inspect(&message, &keyring);
-    assert_eq!(report.refused, Some(Refusal::NoKey));
+    assert_eq!(report.refused, Some(Refusal::KeyLocked));
+    assert_eq!(report.locked_keys, vec![cert.fingerprint().to_hex()]);
     assert!(!report.decrypted);
 
     keyring.unlock(&cert.fingerprint(), "night shift").unwrap();

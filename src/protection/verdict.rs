@@ -140,6 +140,9 @@ fn refusal_sentence(refusal: Option<Refusal>) -> String {
         Some(Refusal::NoKey) | None => {
             "None of your keys can open it: import the key or certificate it was encrypted to."
         }
+        Some(Refusal::KeyLocked) => {
+            "It is encrypted to your key, which is protected by a passphrase: enter the passphrase to unlock it."
+        }
         Some(Refusal::NoIntegrityProtection) => {
             "It is not shown because its encryption has no integrity protection, so it could have been altered."
         }

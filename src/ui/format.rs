@@ -98,6 +98,12 @@ pub fn full_date(unix: Option<i64>) -> String {
     )
 }
 
+/// Formats a calendar day, "3 Dec 2029", for key expiry.
+pub fn day(unix: i64) -> String {
+    let date = civil(unix);
+    format!("{} {} {}", date.day, month_name(date.month), date.year)
+}
+
 /// Formats the time of day, for "synced at" notes.
 pub fn time_of_day(unix: i64) -> String {
     let date = civil(unix);

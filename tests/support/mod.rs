@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use wardmail::account::{Account, Profile, Security, Server, account_id};
+
+pub mod gnupg;
 use wardmail::secret::Secret;
 use wardmail::session::{self, Session};
 
@@ -242,4 +244,31 @@ pub fn message(from: &str, to: &str, subject: &str, id: &str) -> Vec<u8> {
          Lab results are ready.\r\n"
     )
     .into_bytes()
+}
+
+/// Returns the raw messages of a mailbox, per Dovecot, oldest first, with
+/// LF line ends as doveadm prints them.
+pub fn raw_messages(user: &str, mailbox: &str) -> Vec<Vec<u8>> {
+    uids(user, mailbox)
+        .into_iter()
+        .map(|uid| {
+            let text = doveadm(
+                &[
+                    "fetch",
+                    "-u",
+                    &format!("{user}@example.org"),
+                    "text",
+                    "mailbox",
+                    mailbox,
+                    "uid",
+                    &uid.to_string(),
+                ],
+                None,
+            );
+            text.strip_prefix("text:\n")
+                .unwrap_or(&text)
+                .as_bytes()
+                .to_vec()
+        })
+        .collect()
 }

@@ -14,8 +14,11 @@ use iced::widget::{Id, text_editor};
 use wardmail::compose::{self, AttachmentFile, Draft};
 use wardmail::mailto::{Mailto, MailtoError};
 use wardmail::message::Address;
+use wardmail::openpgp::OpenpgpError;
 use wardmail::outbox::OutboxError;
-use wardmail::session::{Session, SessionError};
+use wardmail::protected::Protection;
+use wardmail::secret::Secret;
+use wardmail::session::{Method, Session, SessionError};
 use wardmail::smtp::SmtpError;
 
 use super::mailbox::{ComposeStart, Loaded};
@@ -45,6 +48,8 @@ pub enum Field {
 pub enum SendFailure {
     /// The message could not be built; nothing was queued.
     Compose(String),
+    /// Signing needs the user's key, which has a passphrase.
+    Locked(String),
     /// Queueing or submitting failed.
     Session {
         /// The error.
@@ -85,6 +90,18 @@ pub enum Message {
     KeepEditing,
     /// Show the outbox.
     OpenOutbox,
+    /// Sign the message, or not.
+    Sign(bool),
+    /// Encrypt the message, or not.
+    Encrypt(bool),
+    /// Choose OpenPGP or S/MIME.
+    Method(Method),
+    /// The passphrase field of a locked key changed.
+    Passphrase(String),
+    /// Unlock the key named in the passphrase prompt.
+    Unlock,
+    /// Unlocking ended.
+    Unlocked(Result<(), Arc<SessionError>>),
 }
 
 /// Notifications from the composer to the window.
@@ -137,6 +154,12 @@ pub struct Composer {
     edited: bool,
     /// What Wardmail left out of the mailto: link that opened the composer.
     link_notice: Option<String>,
+    sign: bool,
+    encrypt: bool,
+    method: Method,
+    /// A key to unlock before signing: its fingerprint and the passphrase
+    /// typed so far.
+    unlock: Option<(String, String)>,
 }
 
 impl Composer {
@@ -190,6 +213,10 @@ impl Composer {
             confirm_close: false,
             edited: false,
             link_notice: None,
+            sign: false,
+            encrypt: false,
+            method: Method::Openpgp,
+            unlock: None,
             session,
         }
     }
@@ -252,6 +279,36 @@ impl Composer {
                 if self.is_editable() && position < self.attachments.len() {
                     self.attachments.remove(position);
                     self.edited = true;
+                }
+                Task::none()
+            }
+            Message::Sign(on) => {
+                self.sign = on;
+                Task::none()
+            }
+            Message::Encrypt(on) => {
+                self.encrypt = on;
+                Task::none()
+            }
+            Message::Method(method) => {
+                self.method = method;
+                Task::none()
+            }
+            Message::Passphrase(value) => {
+                if let Some((_, passphrase)) = &mut self.unlock {
+                    *passphrase = value;
+                }
+                Task::none()
+            }
+            Message::Unlock => self.unlock_key(),
+            Message::Unlocked(result) => {
+                match result {
+                    Ok(()) => {
+                        self.unlock = None;
+                        self.problem = None;
+                        self.draft_note = Some("Key unlocked. Press Send again.".to_owned());
+                    }
+                    Err(error) => self.problem = Some(format!("Not unlocked: {error}")),
                 }
                 Task::none()
             }
@@ -375,12 +432,36 @@ impl Composer {
                     return Task::none();
                 }
                 self.state = State::Sending;
+                let protection = Protection {
+                    sign: self.sign,
+                    encrypt: self.encrypt,
+                };
+                let method = self.method;
                 Task::perform(
                     async move {
                         let recipients = draft.envelope_recipients();
-                        let raw = build(draft, message_id.clone(), Purpose::Send)
-                            .await
-                            .map_err(SendFailure::Compose)?;
+                        let raw = if protection.sign || protection.encrypt {
+                            let date = format::now();
+                            session
+                                .build_protected(
+                                    draft,
+                                    message_id.clone(),
+                                    date,
+                                    method,
+                                    protection,
+                                )
+                                .await
+                                .map_err(|error| match error {
+                                    SessionError::Openpgp(OpenpgpError::KeyLocked {
+                                        fingerprint,
+                                    }) => SendFailure::Locked(fingerprint),
+                                    other => SendFailure::Compose(other.to_string()),
+                                })?
+                        } else {
+                            build(draft, message_id.clone(), Purpose::Send)
+                                .await
+                                .map_err(SendFailure::Compose)?
+                        };
                         submit(session, message_id, Arc::new(raw), recipients).await
                     },
                     Message::Sent,
@@ -398,6 +479,16 @@ impl Composer {
             Err(SendFailure::Compose(error)) => {
                 self.state = State::Editing;
                 self.problem = Some(format!("Not sent: {error}"));
+                return None;
+            }
+            Err(SendFailure::Locked(fingerprint)) => {
+                self.state = State::Editing;
+                self.problem = Some(
+                    "Not sent yet: your OpenPGP key is protected by a passphrase. Enter it below \
+                     and press Unlock, then Send again."
+                        .to_owned(),
+                );
+                self.unlock = Some((fingerprint, String::new()));
                 return None;
             }
             Err(SendFailure::Session {
@@ -438,6 +529,23 @@ impl Composer {
                 None
             }
         }
+    }
+
+    fn unlock_key(&mut self) -> Task<Message> {
+        let Some((fingerprint, passphrase)) = self.unlock.clone() else {
+            return Task::none();
+        };
+        let session = self.session.clone();
+        Task::perform(
+            async move {
+                session
+                    .unlock_openpgp(fingerprint, Secret::new(passphrase))
+                    .await
+                    .map(drop)
+                    .map_err(Arc::new)
+            },
+            Message::Unlocked,
+        )
     }
 
     fn save_draft(&mut self) -> Task<Message> {

@@ -98,6 +98,15 @@ pub fn full_date(unix: Option<i64>) -> String {
     )
 }
 
+/// Groups a hex fingerprint in blocks of four for reading aloud.
+pub fn fingerprint(hex: &str) -> String {
+    hex.as_bytes()
+        .chunks(4)
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Formats a calendar day, "3 Dec 2029", for key expiry.
 pub fn day(unix: i64) -> String {
     let date = civil(unix);

@@ -1,6 +1,6 @@
 //! The Keys screen: the account's S/MIME identities (a certificate with its
-//! private key, imported from a .p12/.pfx file) and the CA certificates
-//! trusted for S/MIME signatures.
+//! private key, imported from a .p12/.pfx file), the CA certificates
+//! trusted for S/MIME signatures, and OpenPGP keys (`openpgp`).
 //!
 //! The screen's state lives in `Page`, which turns each message into the
 //! `Work` to start, so tests drive it without an open account. `Keys` adds
@@ -18,6 +18,8 @@ use wardmail::session::{IdentityInfo, Session, SessionError};
 use wardmail::smime::SmimeError;
 
 use super::{status, style};
+
+mod openpgp;
 
 const PASSWORD: Id = Id::new("keys-pkcs12-password");
 
@@ -46,6 +48,8 @@ pub enum Message {
     CaImported(Result<usize, Failure>),
     /// Go back to the mailbox.
     Close,
+    /// A message of the OpenPGP section.
+    Openpgp(openpgp::Message),
 }
 
 /// Notifications from the Keys screen to the window.
@@ -112,6 +116,7 @@ struct Page {
 pub struct Keys {
     session: Arc<Session>,
     page: Page,
+    openpgp: openpgp::Section,
 }
 
 impl Keys {
@@ -121,13 +126,22 @@ impl Keys {
             account_address: session.account.address.clone(),
             ..Page::default()
         };
-        let keys = Keys { session, page };
-        let task = keys.load_identities();
+        let openpgp_load = openpgp::Section::load(&session).map(Message::Openpgp);
+        let keys = Keys {
+            session,
+            page,
+            openpgp: openpgp::Section::default(),
+        };
+        let task = Task::batch([keys.load_identities(), openpgp_load]);
         (keys, task)
     }
 
     /// Handles a Keys screen message.
     pub fn update(&mut self, message: Message) -> (Task<Message>, Option<Event>) {
+        if let Message::Openpgp(message) = message {
+            let task = self.openpgp.update(&self.session, message);
+            return (task.map(Message::Openpgp), None);
+        }
         let task = match self.page.update(message) {
             Work::None => Task::none(),
             Work::Close => return (Task::none(), Some(Event::Closed)),
@@ -179,7 +193,7 @@ impl Keys {
 
     /// Draws the Keys screen.
     pub fn view(&self) -> Element<'_, Message> {
-        self.page.view()
+        self.page.view(self.openpgp.view().map(Message::Openpgp))
     }
 }
 
@@ -200,6 +214,7 @@ impl Page {
             Message::CaFileChosen(path) => self.ca_file_chosen(path),
             Message::CaImported(result) => self.ca_imported(result),
             Message::Close => Work::Close,
+            Message::Openpgp(_) => Work::None,
             Message::ChooseIdentityFile | Message::CancelIdentity | Message::ChooseCaFile => {
                 Work::None
             }
@@ -303,7 +318,7 @@ impl Page {
         Work::None
     }
 
-    fn view(&self) -> Element<'_, Message> {
+    fn view<'a>(&'a self, openpgp: Element<'a, Message>) -> Element<'a, Message> {
         let header = row![
             text("Keys").size(style::HEADING).font(style::BOLD),
             space::horizontal(),
@@ -313,9 +328,10 @@ impl Page {
         .align_y(iced::Center);
 
         let intro = text(
-            "Your certificate and key let Wardmail open encrypted mail sent to you, and trusted \
-             CA certificates let it check who signed a message. The key is stored encrypted on \
-             this computer, and the system keyring protects it. The file's password is not kept.",
+            "Your certificate or OpenPGP key lets Wardmail open encrypted mail sent to you and \
+             sign what you send; trusted CA certificates and your correspondents' keys let it \
+             check who signed a message. Keys are stored encrypted on this computer, and the \
+             system keyring protects them. A file's password is not kept.",
         );
 
         let mut page = Column::new().spacing(16).push(intro);
@@ -328,7 +344,7 @@ impl Page {
             );
         }
         page = page.push(self.smime_section());
-        // OpenPGP keys get their own section below this one.
+        page = page.push(openpgp);
 
         column![header, scrollable(page.padding([0, 4])).height(Fill)]
             .spacing(12)

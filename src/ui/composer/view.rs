@@ -2,9 +2,11 @@
 
 use iced::widget::text_editor::{Binding, KeyPress};
 use iced::widget::{
-    Column, Id, button, column, container, row, space, text, text_editor, text_input,
+    Column, Id, button, checkbox, column, container, radio, row, space, text, text_editor,
+    text_input,
 };
 use iced::{Element, Fill, keyboard};
+use wardmail::session::Method;
 
 use super::{BODY, Composer, Field, Message, State, TO};
 use crate::ui::{format, style};
@@ -32,6 +34,8 @@ impl Composer {
         ] {
             page = page.push(self.field(field, name, value));
         }
+        page = page.push(self.protection_row());
+        page = page.push(self.unlock_prompt().unwrap_or_else(|| space().into()));
         page = page.push(self.attachment_list());
 
         let editable = self.is_editable();
@@ -44,6 +48,59 @@ impl Composer {
             .padding(10)
             .style(style::editor);
         page.push(body).into()
+    }
+
+    /// Sign and Encrypt switches with the technology to use. Each switch
+    /// says in words what it does, so nothing depends on colour.
+    fn protection_row(&self) -> Element<'_, Message> {
+        let editable = self.is_editable();
+        let method = Some(self.method);
+        let choose = |label: &'static str, value: Method| {
+            radio(label, value, method, Message::Method)
+                .size(16)
+                .spacing(6)
+        };
+        let summary = match (self.sign, self.encrypt) {
+            (false, false) => "Not signed, not encrypted: sent with TLS only.",
+            (true, false) => "Signed: recipients can check it is from you and unchanged.",
+            (false, true) => "Encrypted to every recipient and to you.",
+            (true, true) => "Signed and encrypted to every recipient and to you.",
+        };
+        row![
+            label("Security"),
+            checkbox(self.sign)
+                .label("Sign")
+                .on_toggle_maybe(editable.then_some(Message::Sign)),
+            checkbox(self.encrypt)
+                .label("Encrypt")
+                .on_toggle_maybe(editable.then_some(Message::Encrypt)),
+            choose("OpenPGP", Method::Openpgp),
+            choose("S/MIME", Method::Smime),
+            text(summary).size(style::SMALL),
+        ]
+        .spacing(14)
+        .align_y(iced::Center)
+        .into()
+    }
+
+    /// The passphrase prompt shown when signing needs a locked key.
+    fn unlock_prompt(&self) -> Option<Element<'_, Message>> {
+        let (fingerprint, passphrase) = self.unlock.as_ref()?;
+        Some(
+            row![
+                label("Passphrase"),
+                text_input("Passphrase of your OpenPGP key", passphrase)
+                    .secure(true)
+                    .on_input(Message::Passphrase)
+                    .on_submit(Message::Unlock)
+                    .width(320),
+                button(text("Unlock")).on_press(Message::Unlock),
+                text(format!("key {}", format::fingerprint(fingerprint))).size(style::SMALL),
+            ]
+            .spacing(8)
+            .align_y(iced::Center)
+            .into(),
+        )
     }
 
     fn header(&self) -> Element<'_, Message> {

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use iced::widget::{Column, column, container, row, scrollable, text, text_editor};
+use iced::widget::{
+    Column, button, column, container, row, scrollable, text, text_editor, text_input,
+};
 use iced::{Element, Fill, Task};
 
 use wardmail::message::{Address, AttachmentInfo, ParsedMessage};
@@ -27,6 +29,8 @@ pub struct Loaded {
     pub content: Arc<Vec<u8>>,
     /// The protection strip's words.
     pub verdict: Arc<Verdict>,
+    /// The user's passphrase-protected keys that would decrypt it.
+    pub locked_keys: Vec<String>,
 }
 
 /// The outcome of saving an attachment.
@@ -51,6 +55,12 @@ pub enum Message {
     SaveAttachment(usize),
     /// Saving an attachment ended.
     AttachmentSaved(usize, SaveOutcome),
+    /// The passphrase field changed.
+    Passphrase(String),
+    /// Unlock the key the message is encrypted to.
+    Unlock,
+    /// Unlocking ended.
+    Unlocked(Result<(), Arc<SessionError>>),
 }
 
 /// Notifications from the reader to the mailbox.
@@ -74,6 +84,9 @@ struct Ready {
     body: text_editor::Content,
     /// Per attachment: the last save outcome, shown beside it.
     saves: Vec<Option<SaveOutcome>>,
+    /// The passphrase typed for a locked key, and the last unlock error.
+    passphrase: String,
+    unlock_error: Option<String>,
 }
 
 /// The message pane.
@@ -84,6 +97,7 @@ pub struct Reader {
     /// The message's UID.
     pub uid: u32,
     state: State,
+    session: Arc<Session>,
 }
 
 impl Reader {
@@ -105,6 +119,7 @@ impl Reader {
                 folder,
                 uid,
                 state: State::Loading,
+                session: session.clone(),
             },
             task,
         )
@@ -133,7 +148,50 @@ impl Reader {
             Message::AttachmentSaved(position, outcome) => {
                 (Task::none(), self.attachment_saved(position, outcome))
             }
+            Message::Passphrase(value) => {
+                if let State::Ready(ready) = &mut self.state {
+                    ready.passphrase = value;
+                }
+                (Task::none(), None)
+            }
+            Message::Unlock => (self.unlock(), None),
+            Message::Unlocked(Ok(())) => {
+                // Read the message again, now with the unlocked key.
+                let task = Task::perform(
+                    fetch(self.session.clone(), self.folder.clone(), self.uid, false),
+                    Message::Loaded,
+                );
+                (task, None)
+            }
+            Message::Unlocked(Err(error)) => {
+                if let State::Ready(ready) = &mut self.state {
+                    ready.unlock_error = Some(error.to_string());
+                }
+                (Task::none(), None)
+            }
         }
+    }
+
+    fn unlock(&mut self) -> Task<Message> {
+        let State::Ready(ready) = &mut self.state else {
+            return Task::none();
+        };
+        let Some(fingerprint) = ready.message.locked_keys.first().cloned() else {
+            return Task::none();
+        };
+        let passphrase = wardmail::secret::Secret::new(std::mem::take(&mut ready.passphrase));
+        ready.unlock_error = None;
+        let session = self.session.clone();
+        Task::perform(
+            async move {
+                session
+                    .unlock_openpgp(fingerprint, passphrase)
+                    .await
+                    .map(drop)
+                    .map_err(Arc::new)
+            },
+            Message::Unlocked,
+        )
     }
 
     fn loaded_body(&mut self, result: Result<Option<Loaded>, Arc<SessionError>>) {
@@ -145,6 +203,8 @@ impl Reader {
                     message,
                     body,
                     saves,
+                    passphrase: String::new(),
+                    unlock_error: None,
                 }))
             }
             Ok(None) => State::Missing,
@@ -225,6 +285,9 @@ impl Ready {
         let mut page = Column::new().spacing(10).padding(12).height(Fill);
 
         page = page.push(protection(&self.message.verdict));
+        if let Some(fingerprint) = self.message.locked_keys.first() {
+            page = page.push(self.unlock_form(fingerprint));
+        }
         page = page.push(headers(parsed));
         if !parsed.problems.is_empty() {
             page = page.push(problems(&parsed.problems));
@@ -362,6 +425,30 @@ fn problems(problems: &[String]) -> Element<'_, Message> {
         .into()
 }
 
+impl Ready {
+    /// The passphrase field for a message encrypted to a locked key.
+    fn unlock_form<'a>(&'a self, fingerprint: &str) -> Element<'a, Message> {
+        let mut form = column![
+            row![
+                text_input("Passphrase of your OpenPGP key", &self.passphrase)
+                    .secure(true)
+                    .on_input(Message::Passphrase)
+                    .on_submit(Message::Unlock)
+                    .width(320),
+                button(text("Unlock")).on_press(Message::Unlock),
+                text(format!("key {}", format::fingerprint(fingerprint))).size(style::SMALL),
+            ]
+            .spacing(8)
+            .align_y(iced::Center)
+        ]
+        .spacing(4);
+        if let Some(error) = &self.unlock_error {
+            form = form.push(text(error).size(style::SMALL).style(style::error_text));
+        }
+        form.into()
+    }
+}
+
 /// Fetches and parses a message.
 async fn fetch(
     session: Arc<Session>,
@@ -395,15 +482,17 @@ async fn fetch(
             None => (outer, raw.clone()),
         };
         parsed.problems.extend(inspect_problem);
-        (raw, parsed, content, report.verdict())
+        let verdict = report.verdict();
+        (raw, parsed, content, verdict, report.locked_keys)
     })
     .await;
     match shown {
-        Ok((raw, parsed, content, verdict)) => Ok(Some(Loaded {
+        Ok((raw, parsed, content, verdict, locked_keys)) => Ok(Some(Loaded {
             raw: Arc::new(raw),
             parsed: Arc::new(parsed),
             content: Arc::new(content),
             verdict: Arc::new(verdict),
+            locked_keys,
         })),
         Err(error) => Err(Arc::new(SessionError::Task(error.to_string()))),
     }

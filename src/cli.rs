@@ -119,6 +119,10 @@ pub enum Command {
         /// Print the protection model as JSON (schema in docs/inspect-json.md).
         #[arg(long)]
         json: bool,
+        /// When the message is encrypted to your passphrase-protected
+        /// OpenPGP key, read the passphrase from standard input and unlock it.
+        #[arg(long)]
+        unlock: bool,
     },
     /// Manage OpenPGP keys, S/MIME certificates and private keys, and
     /// trusted CAs.
@@ -355,7 +359,8 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
             file,
             account,
             json,
-        } => inspect(open(profile, account).await?, file, json).await,
+            unlock,
+        } => inspect(open(profile, account).await?, file, json, unlock).await,
         Command::Keys(KeysCommand::List { account, json }) => {
             list_keys(open(profile, account).await?, json).await
         }
@@ -417,9 +422,27 @@ async fn read_file(file: &std::path::Path) -> Result<Vec<u8>, SessionError> {
         .map_err(|e| SessionError::Task(format!("cannot read {}: {e}", file.display())))
 }
 
-async fn inspect(session: Session, file: PathBuf, json: bool) -> Result<ExitCode, SessionError> {
+async fn inspect(
+    session: Session,
+    file: PathBuf,
+    json: bool,
+    unlock: bool,
+) -> Result<ExitCode, SessionError> {
+    let session = std::sync::Arc::new(session);
     let raw = read_file(&file).await?;
-    let report = session.inspect(raw).await?;
+    let mut report = session.inspect(raw.clone()).await?;
+    if let Some(fingerprint) = report.locked_keys.first().cloned() {
+        if unlock {
+            let passphrase = read_password().await?;
+            session.unlock_openpgp(fingerprint, passphrase).await?;
+            report = session.inspect(raw).await?;
+        } else {
+            eprintln!(
+                "wardmail: the message is encrypted to your key {fingerprint}, which has a \
+                 passphrase; run again with --unlock and give the passphrase on standard input"
+            );
+        }
+    }
     if json {
         match report.to_json() {
             Ok(text) => println!("{text}"),

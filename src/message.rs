@@ -614,6 +614,23 @@ fn body_text(message: &Message<'_>) -> (String, bool) {
     join_parts(message, &merged(&message.html_body, &recovered))
 }
 
+/// Returns whether a part is a legacy display element (RFC 9788 section
+/// 4.5.3): a copy of the protected header fields for readers that do not
+/// know header protection. It is hidden when the payload declares header
+/// protection (an `hp` parameter on its root), because the protected
+/// fields are then shown in the header block instead.
+fn is_legacy_display(message: &Message<'_>, part: &MessagePart<'_>) -> bool {
+    let declares_hp = message
+        .root_part()
+        .content_type()
+        .is_some_and(|content_type| content_type.attribute("hp").is_some());
+    declares_hp
+        && part
+            .content_type()
+            .and_then(|content_type| content_type.attribute("hp-legacy-display"))
+            .is_some_and(|value| value.trim() == "1")
+}
+
 /// Returns the ids of both lists in message order, without repeats.
 fn merged(listed: &[u32], recovered: &[u32]) -> Vec<u32> {
     let mut ids = [listed, recovered].concat();
@@ -633,7 +650,7 @@ fn join_parts(message: &Message<'_>, ids: &[u32]) -> (String, bool) {
         let Some(part) = message.parts.get(id) else {
             continue;
         };
-        if is_attachment(message, id, part) {
+        if is_attachment(message, id, part) || is_legacy_display(message, part) {
             continue;
         }
         let piece = match &part.body {
@@ -2020,6 +2037,28 @@ mod tests {
 
         assert!(mixed.has_attachments);
         assert!(!alternative.has_attachments);
+    }
+
+    #[test]
+    fn legacy_display_element_is_hidden_under_header_protection() {
+        let outer = parse(b"From: a@example.org\r\nSubject: [...]\r\n\r\nx\r\n");
+        let inner = b"Content-Type: multipart/mixed; boundary=\"b\"; hp=\"cipher\"\r\n\
+            Subject: Lab results\r\n\r\n--b\r\n\
+            Content-Type: text/plain; charset=utf-8; hp-legacy-display=\"1\"\r\n\r\n\
+            Subject: Lab results\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+            Potassium is high.\r\n--b--\r\n";
+        let shown = parse_inner(&outer, inner);
+        assert_eq!(shown.envelope.subject, "Lab results");
+        assert_eq!(shown.text.trim(), "Potassium is high.");
+
+        // Without the hp parameter the part is ordinary text and stays.
+        let undeclared = String::from_utf8_lossy(inner).replace("; hp=\"cipher\"", "");
+        let shown = parse_inner(&outer, undeclared.as_bytes());
+        assert!(
+            shown.text.contains("Subject: Lab results"),
+            "{}",
+            shown.text
+        );
     }
 
     #[test]

@@ -474,7 +474,14 @@ impl App {
         };
         let (task, event) = keys.update(message);
         match event {
-            Some(keys::Event::Closed) => self.close_overlay(None),
+            Some(keys::Event::Closed) => {
+                let closed = self.close_overlay(None);
+                let Screen::Mailbox(mailbox) = &mut self.screen else {
+                    return closed;
+                };
+                let again = mailbox.reinspect().map(Message::Mailbox);
+                Task::batch([closed, again])
+            }
             None => task.map(Message::Keys),
         }
     }

@@ -371,6 +371,19 @@ impl Mailbox {
         Task::batch(tasks)
     }
 
+    /// Reads the open message again, so that keys imported or accepted
+    /// meanwhile decrypt it and check its signatures anew.
+    pub fn reinspect(&mut self) -> Task<Message> {
+        let Some(reader) = &self.reader else {
+            return Task::none();
+        };
+        let (folder, uid) = (reader.folder.clone(), reader.uid);
+        let own_connection = self.status.is_syncing();
+        let (reader, load) = reader::Reader::open(&self.session, folder, uid, own_connection);
+        self.reader = Some(reader);
+        load.map(Message::Reader)
+    }
+
     fn step(&mut self, delta: i64) -> Task<Message> {
         let (task, event) = self.list.step(delta);
         Task::batch([task.map(Message::List), self.list_event(event)])

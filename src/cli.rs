@@ -129,12 +129,22 @@ pub enum Command {
 /// Keys subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// List the account's S/MIME identities.
+    /// List the account's S/MIME identities and OpenPGP keys, and the
+    /// correspondents' S/MIME certificates.
     List(AccountChoice),
     /// Import a .p12/.pfx file (certificate and private key). The password
     /// is read from standard input and not kept.
     ImportP12 {
         /// The .p12 or .pfx file (DER or PEM-armored).
+        file: PathBuf,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Import correspondents' S/MIME certificates (.cer, .der, .pem or
+    /// .p7b) for encrypting to them. CA certificates in the file are kept
+    /// as their chain but not trusted (see `trust-ca`).
+    ImportCert {
+        /// The certificate file.
         file: PathBuf,
         #[command(flatten)]
         account: AccountChoice,
@@ -309,6 +319,9 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
         Command::Keys(KeysCommand::ImportP12 { file, account }) => {
             import_p12(open(profile, account).await?, file).await
         }
+        Command::Keys(KeysCommand::ImportCert { file, account }) => {
+            import_cert(open(profile, account).await?, file).await
+        }
         Command::Keys(KeysCommand::ImportPgp { file, account }) => {
             import_pgp(open(profile, account).await?, file).await
         }
@@ -348,8 +361,12 @@ async fn inspect(session: Session, file: PathBuf, json: bool) -> Result<ExitCode
 async fn list_keys(session: Session) -> Result<ExitCode, SessionError> {
     let identities = session.smime_identities().await?;
     let fingerprints = session.openpgp_fingerprints().await?;
-    if identities.is_empty() && fingerprints.is_empty() {
-        println!("no keys; import them with `wardmail keys import-p12 FILE` or `import-pgp FILE`");
+    let certificates = session.smime_certificates().await?;
+    if identities.is_empty() && fingerprints.is_empty() && certificates.is_empty() {
+        println!(
+            "no keys; import them with `wardmail keys import-p12 FILE`, `import-cert FILE` \
+             or `import-pgp FILE`"
+        );
     }
     for fingerprint in fingerprints {
         println!("OpenPGP\t{fingerprint}");
@@ -361,18 +378,57 @@ async fn list_keys(session: Session) -> Result<ExitCode, SessionError> {
             identity.fingerprint
         );
     }
+    for certificate in certificates {
+        println!(
+            "S/MIME certificate\t{}\t{}\t{}\t{}",
+            certificate.address,
+            certificate.fingerprint,
+            certificate.source.as_str(),
+            capability_names(certificate.capabilities.as_deref())
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Names the ciphers that a correspondent advertised, for `keys list`.
+fn capability_names(oids: Option<&[String]>) -> String {
+    let Some(oids) = oids else {
+        return "capabilities unknown".to_string();
+    };
+    let names: Vec<&str> = oids
+        .iter()
+        .map(|oid| match oid.as_str() {
+            wardmail::smime::AES256_GCM => "AES-256-GCM",
+            wardmail::smime::AES256_CBC => "AES-256-CBC",
+            other => other,
+        })
+        .collect();
+    names.join(" ")
 }
 
 async fn import_p12(session: Session, file: PathBuf) -> Result<ExitCode, SessionError> {
     let bytes = read_file(&file).await?;
     let password = read_password().await?;
-    let identity = session.import_pkcs12(bytes, password).await?;
+    let imported = session.import_pkcs12_checked(bytes, password).await?;
     println!(
         "imported S/MIME identity {} ({})",
-        identity.addresses.join(", "),
-        identity.fingerprint
+        imported.identity.addresses.join(", "),
+        imported.identity.fingerprint
     );
+    if let Some(warning) = imported.warning {
+        eprintln!("wardmail: warning [{}]: {warning}", warning.code());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import_cert(session: Session, file: PathBuf) -> Result<ExitCode, SessionError> {
+    let bytes = read_file(&file).await?;
+    for certificate in session.import_smime_certificates(bytes).await? {
+        println!(
+            "imported S/MIME certificate for {} ({})",
+            certificate.address, certificate.fingerprint
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

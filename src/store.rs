@@ -1017,6 +1017,10 @@ impl Store {
     /// the row when it is already known: the last-seen time, the
     /// capabilities when `capabilities` is Some, and the source when it
     /// is now imported.
+    ///
+    /// NOTE: last-seen is the time the message was read, not its date, so
+    /// opening an old message replaces newer capabilities with its own.
+    /// Storing the signingTime with the row would lift this.
     pub fn save_smime_certificate(
         &self,
         address: &str,

@@ -134,7 +134,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// List the account's OpenPGP keys and S/MIME identities, with
-    /// expiry, where each key came from and whether it is verified.
+    /// expiry, where each key came from and whether it is verified, and
+    /// the correspondents' S/MIME certificates.
     List {
         #[command(flatten)]
         account: AccountChoice,
@@ -190,6 +191,15 @@ pub enum KeysCommand {
     /// is read from standard input and not kept.
     ImportP12 {
         /// The .p12 or .pfx file (DER or PEM-armored).
+        file: PathBuf,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Import correspondents' S/MIME certificates (.cer, .der, .pem or
+    /// .p7b) for encrypting to them. CA certificates in the file are kept
+    /// as their chain but not trusted (see `trust-ca`).
+    ImportCert {
+        /// The certificate file.
         file: PathBuf,
         #[command(flatten)]
         account: AccountChoice,
@@ -407,6 +417,9 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
         Command::Keys(KeysCommand::ImportP12 { file, account }) => {
             import_p12(open(profile, account).await?, file).await
         }
+        Command::Keys(KeysCommand::ImportCert { file, account }) => {
+            import_cert(open(profile, account).await?, file).await
+        }
         Command::Keys(KeysCommand::ImportPgp { file, account }) => {
             import_pgp(open(profile, account).await?, file).await
         }
@@ -465,6 +478,7 @@ async fn list_keys(session: Session, json: bool) -> Result<ExitCode, SessionErro
     let session = std::sync::Arc::new(session);
     let identities = session.smime_identities().await?;
     let keys = session.openpgp_keys().await?;
+    let certificates = session.smime_certificates().await?;
     if json {
         let smime: Vec<_> = identities
             .iter()
@@ -475,14 +489,29 @@ async fn list_keys(session: Session, json: bool) -> Result<ExitCode, SessionErro
                 })
             })
             .collect();
-        let value = serde_json::json!({ "openpgp": keys, "smime_identities": smime });
+        let correspondents: Vec<_> = certificates
+            .iter()
+            .map(|certificate| {
+                serde_json::json!({
+                    "address": certificate.address,
+                    "fingerprint": certificate.fingerprint,
+                    "source": certificate.source.as_str(),
+                    "capabilities": certificate.capabilities,
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "openpgp": keys,
+            "smime_identities": smime,
+            "smime_certificates": correspondents,
+        });
         println!("{value:#}");
         return Ok(ExitCode::SUCCESS);
     }
-    if identities.is_empty() && keys.is_empty() {
+    if identities.is_empty() && keys.is_empty() && certificates.is_empty() {
         println!(
-            "no keys; generate one with `wardmail keys generate` or import one with \
-             `wardmail keys import FILE`"
+            "no keys; generate one with `wardmail keys generate`, or import one with \
+             `wardmail keys import FILE` or a certificate with `keys import-cert FILE`"
         );
     }
     for key in keys {
@@ -536,6 +565,15 @@ async fn list_keys(session: Session, json: bool) -> Result<ExitCode, SessionErro
             identity.fingerprint
         );
     }
+    for certificate in certificates {
+        println!(
+            "S/MIME certificate\t{}\t{}\t{}\t{}",
+            certificate.address,
+            certificate.fingerprint,
+            certificate.source.as_str(),
+            capability_names(certificate.capabilities.as_deref())
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -584,15 +622,45 @@ async fn generate_key(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Names the ciphers that a correspondent advertised, for `keys list`.
+fn capability_names(oids: Option<&[String]>) -> String {
+    let Some(oids) = oids else {
+        return "capabilities unknown".to_string();
+    };
+    let names: Vec<&str> = oids
+        .iter()
+        .map(|oid| match oid.as_str() {
+            wardmail::smime::AES256_GCM => "AES-256-GCM",
+            wardmail::smime::AES256_CBC => "AES-256-CBC",
+            other => other,
+        })
+        .collect();
+    names.join(" ")
+}
+
 async fn import_p12(session: Session, file: PathBuf) -> Result<ExitCode, SessionError> {
     let bytes = read_file(&file).await?;
     let password = read_password().await?;
-    let identity = session.import_pkcs12(bytes, password).await?;
+    let imported = session.import_pkcs12_checked(bytes, password).await?;
     println!(
         "imported S/MIME identity {} ({})",
-        identity.addresses.join(", "),
-        identity.fingerprint
+        imported.identity.addresses.join(", "),
+        imported.identity.fingerprint
     );
+    if let Some(warning) = imported.warning {
+        eprintln!("wardmail: warning [{}]: {warning}", warning.code());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import_cert(session: Session, file: PathBuf) -> Result<ExitCode, SessionError> {
+    let bytes = read_file(&file).await?;
+    for certificate in session.import_smime_certificates(bytes).await? {
+        println!(
+            "imported S/MIME certificate for {} ({})",
+            certificate.address, certificate.fingerprint
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,15 +5,20 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use openssl::x509::X509;
+
 use crate::account::{Account, AccountError, Config, Profile};
 use crate::imap::{self, ImapError, Role};
 use crate::net::{NetError, TlsContext};
 use crate::outbox::{self, OutboxError};
 use crate::protection::ProtectionReport;
 use crate::secret::{KeyringEntry, Secret, SecretError};
-use crate::smime::{self as smime_reader, Identity, SmimeError, TrustStore};
+use crate::smime::{
+    self as smime_reader, Capabilities, CertificateProblem, ChainWarning, Identity,
+    RecipientCertificate, SignerCertificate, SmimeError, TrustStore,
+};
 use crate::smtp::{self, SmtpError};
-use crate::store::{Folder, Store, StoreError};
+use crate::store::{CertificateSource, Folder, Store, StoreError};
 use crate::sync::{self, FolderReport, Progress, SyncError, blocking};
 
 mod keys;
@@ -401,12 +406,25 @@ pub struct IdentityInfo {
 
 impl Session {
     /// Imports the user's .p12/.pfx file into the encrypted store. The
-    /// password is used once, to open the file, and not kept.
+    /// password is used once, to open the file, and not kept. See
+    /// [`Session::import_pkcs12_checked`] for the chain warning.
     pub async fn import_pkcs12(
         &self,
         bytes: Vec<u8>,
         password: Secret,
     ) -> Result<IdentityInfo, SessionError> {
+        Ok(self.import_pkcs12_checked(bytes, password).await?.identity)
+    }
+
+    /// Imports the user's .p12/.pfx file with the chain certificates it
+    /// holds, and checks that chain against the system roots and the
+    /// trusted CAs. The warning is set when recipients may not be able to
+    /// verify signatures made with it, and the identity is imported anyway.
+    pub async fn import_pkcs12_checked(
+        &self,
+        bytes: Vec<u8>,
+        password: Secret,
+    ) -> Result<Pkcs12Import, SessionError> {
         let store = self.store.clone();
         let account = self.account.id.clone();
         unblock(move || {
@@ -423,8 +441,21 @@ impl Session {
                 &key,
                 &certificate,
             )?;
-            tracing::info!(account = %account, "S/MIME identity imported");
-            Ok(info)
+            store.save_smime_chain(&info.fingerprint, &identity.chain_ders()?)?;
+
+            let trust = trust_store(&store)?;
+            let warning =
+                smime_reader::check_identity_chain(&identity, &trust, smime_reader::unix_now());
+            tracing::info!(
+                account = %account,
+                chain = identity.chain().len(),
+                warning = warning.map(|warning| warning.code()),
+                "S/MIME identity imported"
+            );
+            Ok(Pkcs12Import {
+                identity: info,
+                warning,
+            })
         })
         .await
     }
@@ -500,6 +531,10 @@ impl Session {
     /// with the account's keys, identities and trusted CAs: OpenPGP for
     /// PGP/MIME and inline PGP, S/MIME otherwise. Blocks on crypto, so it
     /// runs on the blocking pool.
+    ///
+    /// The certificate of every good or chain-incomplete S/MIME signature
+    /// is stored for each address it names, with the SMIMECapabilities of
+    /// the signature, so that mail can be encrypted to the signer later.
     pub async fn inspect(&self, raw: Vec<u8>) -> Result<ProtectionReport, SessionError> {
         let store = self.store.clone();
         let me = self.account.clone();
@@ -514,19 +549,280 @@ impl Session {
                 keyring.add_unlocked(unlocked);
                 return Ok(crate::openpgp::inspect(&raw, &keyring));
             }
-            let identities = store
-                .smime_identities(&account)?
-                .iter()
-                .map(|(key, certificate)| Identity::from_der(key, certificate))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut trust = TrustStore::with_system_roots();
-            for der in store.trust_anchors()? {
-                trust.add_certificates(&der)?;
-            }
-            Ok(smime_reader::inspect(&raw, &identities, &trust))
+            let identities = load_identities(&store, &account)?;
+            let trust = trust_store(&store)?;
+            let (report, signers) = smime_reader::inspect_with_signers(&raw, &identities, &trust);
+            harvest(&store, &signers)?;
+            Ok(report)
         })
         .await
     }
+}
+
+/// The result of importing a .p12/.pfx file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pkcs12Import {
+    /// The identity as listed.
+    pub identity: IdentityInfo,
+    /// Set when the chain held does not reach a trusted root, is expired,
+    /// or is not for e-mail, so recipients may not be able to verify.
+    pub warning: Option<ChainWarning>,
+}
+
+/// A correspondent's S/MIME certificate as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateInfo {
+    /// The address it is held for, in lower case.
+    pub address: String,
+    /// SHA-256 fingerprint of the certificate.
+    pub fingerprint: String,
+    /// Its origin: imported from a file or harvested from signed mail.
+    pub source: CertificateSource,
+    /// The SMIMECapabilities last seen, as dotted OIDs; None when none
+    /// were seen.
+    pub capabilities: Option<Vec<String>>,
+}
+
+impl Session {
+    /// Imports correspondents' certificates from a .cer/.der (DER), .pem
+    /// (one or more certificates) or .p7b file (PKCS#7 certs-only, PEM or
+    /// DER). Certificates that name an e-mail address and are not CAs are
+    /// stored for each address they name. The CA certificates in the file
+    /// are kept as their chain, but not trusted. Returns one entry per
+    /// address stored.
+    pub async fn import_smime_certificates(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<CertificateInfo>, SessionError> {
+        let store = self.store.clone();
+        unblock(move || {
+            let certificates = smime_reader::read_certificates(&bytes)?;
+            let (leaves, cas): (Vec<_>, Vec<_>) = certificates
+                .into_iter()
+                .partition(|certificate| smime_reader::is_end_entity(certificate));
+            if leaves.is_empty() {
+                return Err(SmimeError::NoEndEntityCertificate.into());
+            }
+            let signer = |certificate| SignerCertificate {
+                certificate,
+                chain: cas.clone(),
+                capabilities: None,
+            };
+            let mut imported = Vec::new();
+            for leaf in leaves {
+                imported.extend(save_certificate(
+                    &store,
+                    &signer(leaf),
+                    CertificateSource::Imported,
+                )?);
+            }
+            tracing::info!(addresses = imported.len(), "S/MIME certificates imported");
+            Ok(imported)
+        })
+        .await
+    }
+
+    /// Lists correspondents' certificates, most recently seen first.
+    pub async fn smime_certificates(&self) -> Result<Vec<CertificateInfo>, SessionError> {
+        let store = self.store.clone();
+        unblock(move || {
+            Ok(store
+                .smime_certificates(None)?
+                .into_iter()
+                .map(|row| CertificateInfo {
+                    address: row.address,
+                    fingerprint: row.fingerprint,
+                    source: row.source,
+                    capabilities: row
+                        .capabilities
+                        .map(|text| Capabilities::from_text(&text).oids().to_vec()),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Returns the certificate to encrypt to `address`: the most recently
+    /// seen one that passes [`smime_reader::recipient_problem`] now, with
+    /// its capabilities. That check requires the S/MIME encryption purpose
+    /// (emailProtection or no extended key usage), validity dates, and a
+    /// chain to a trusted root through the chain certificates kept with
+    /// it. When the issuer is unknown, a certificate that the user imported
+    /// from a file is accepted, and one harvested from mail is not.
+    ///
+    /// Fails with [`SmimeError::NoUsableCertificate`], naming the problem
+    /// of the most recently seen certificate, when none qualifies.
+    pub async fn smime_recipient_certificate(
+        &self,
+        address: &str,
+    ) -> Result<RecipientCertificate, SessionError> {
+        let store = self.store.clone();
+        let address = address.to_lowercase();
+        unblock(move || {
+            let trust = trust_store(&store)?;
+            let now = smime_reader::unix_now();
+            let mut first_problem = None;
+            for row in store.smime_certificates(Some(&address))? {
+                let certificate = X509::from_der(&row.certificate).map_err(invalid_certificate)?;
+                let chain = store
+                    .smime_chain(&row.fingerprint)?
+                    .iter()
+                    .map(|der| X509::from_der(der))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(invalid_certificate)?;
+                let imported = row.source == CertificateSource::Imported;
+                match smime_reader::recipient_problem(&certificate, &chain, &trust, now, imported) {
+                    None => {
+                        return Ok(RecipientCertificate {
+                            certificate,
+                            capabilities: row
+                                .capabilities
+                                .map(|text| Capabilities::from_text(&text)),
+                        });
+                    }
+                    Some(problem) => {
+                        first_problem.get_or_insert(problem);
+                    }
+                }
+            }
+            Err(SmimeError::NoUsableCertificate {
+                address,
+                problem: first_problem.unwrap_or(CertificateProblem::Missing),
+            }
+            .into())
+        })
+        .await
+    }
+
+    /// Returns the identity to sign with: the most recently imported one
+    /// whose certificate names the account address and is valid now for
+    /// S/MIME signing, with its chain certificates. An identity whose chain
+    /// does not reach a trusted root is still returned, with the warning
+    /// that recipients may not be able to verify it. Expired identities
+    /// and ones not issued for e-mail are skipped.
+    pub async fn smime_sign_identity(
+        &self,
+    ) -> Result<(Identity, Option<ChainWarning>), SessionError> {
+        let store = self.store.clone();
+        let account = self.account.id.clone();
+        let address = self.account.address.clone();
+        unblock(move || {
+            let trust = trust_store(&store)?;
+            let now = smime_reader::unix_now();
+            let mut problem = CertificateProblem::Missing;
+            let mut fallback = None;
+            for identity in load_identities(&store, &account)?.into_iter().rev() {
+                let names_account = identity
+                    .addresses()
+                    .iter()
+                    .any(|name| name.eq_ignore_ascii_case(&address));
+                if !names_account {
+                    continue;
+                }
+                match smime_reader::check_identity_chain(&identity, &trust, now) {
+                    None => return Ok((identity, None)),
+                    Some(ChainWarning {
+                        problem: found @ (CertificateProblem::Expired
+                        | CertificateProblem::WrongPurpose),
+                    }) => {
+                        if problem == CertificateProblem::Missing {
+                            problem = found;
+                        }
+                    }
+                    Some(warning) => {
+                        fallback.get_or_insert((identity, Some(warning)));
+                    }
+                }
+            }
+            fallback.ok_or_else(|| SmimeError::NoSigningIdentity { address, problem }.into())
+        })
+        .await
+    }
+}
+
+/// Loads the account's S/MIME identities with their chain certificates,
+/// oldest first.
+fn load_identities(store: &Store, account: &str) -> Result<Vec<Identity>, SessionError> {
+    let mut identities = Vec::new();
+    for (key, certificate) in store.smime_identities(account)? {
+        let identity = Identity::from_der(&key, &certificate)?;
+        let chain = store.smime_chain(&identity.fingerprint())?;
+        identities.push(identity.with_chain(&chain)?);
+    }
+    Ok(identities)
+}
+
+/// Builds the S/MIME trust store: the system roots and the user's CAs.
+fn trust_store(store: &Store) -> Result<TrustStore, SessionError> {
+    let mut trust = TrustStore::with_system_roots();
+    for der in store.trust_anchors()? {
+        trust.add_certificates(&der)?;
+    }
+    Ok(trust)
+}
+
+/// Stores the certificates of verified signatures for their addresses.
+fn harvest(store: &Store, signers: &[SignerCertificate]) -> Result<(), SessionError> {
+    let mut stored = 0;
+    for signer in signers {
+        stored += save_certificate(store, signer, CertificateSource::Harvested)?.len();
+    }
+    if stored > 0 {
+        tracing::debug!(addresses = stored, "S/MIME signer certificates stored");
+    }
+    Ok(())
+}
+
+/// Stores one certificate, with its chain and capabilities, for every
+/// address it names.
+fn save_certificate(
+    store: &Store,
+    signer: &SignerCertificate,
+    source: CertificateSource,
+) -> Result<Vec<CertificateInfo>, SessionError> {
+    let fingerprint = smime_reader::fingerprint(&signer.certificate);
+    let der = signer.certificate.to_der().map_err(invalid_certificate)?;
+    let chain = signer
+        .chain
+        .iter()
+        .map(|certificate| certificate.to_der())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid_certificate)?;
+    // A signature that carries no other certificates leaves the kept chain
+    // alone, so that a later message without intermediates loses nothing.
+    if !chain.is_empty() {
+        store.save_smime_chain(&fingerprint, &chain)?;
+    }
+
+    let capabilities = signer.capabilities.as_ref().map(Capabilities::to_text);
+    let mut saved = Vec::new();
+    for address in smime_reader::certificate_addresses(&signer.certificate) {
+        let address = address.to_lowercase();
+        store.save_smime_certificate(
+            &address,
+            &fingerprint,
+            &der,
+            capabilities.as_deref(),
+            source,
+        )?;
+        saved.push(CertificateInfo {
+            address,
+            fingerprint: fingerprint.clone(),
+            source,
+            capabilities: signer
+                .capabilities
+                .as_ref()
+                .map(|capabilities| capabilities.oids().to_vec()),
+        });
+    }
+    Ok(saved)
+}
+
+fn invalid_certificate(errors: openssl::error::ErrorStack) -> SessionError {
+    SmimeError::InvalidCertificate {
+        reason: errors.to_string(),
+    }
+    .into()
 }
 
 /// The result of "Test connection", per server.

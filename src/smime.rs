@@ -23,8 +23,6 @@ use openssl::error::ErrorStack;
 
 use crate::multipart::{split_multipart, to_crlf};
 use openssl::nid::Nid;
-use openssl::pkcs12::Pkcs12;
-use openssl::pkey::{PKey, Private};
 use openssl::provider::Provider;
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::verify::X509VerifyParam;
@@ -35,8 +33,19 @@ use crate::protection::{
     SignatureStatus, Warning, signer_matches_from,
 };
 
+mod certificates;
 mod der;
+mod identity;
+mod signed_data;
 mod verify;
+pub mod write;
+
+pub use certificates::{
+    AES256_CBC, AES256_GCM, Capabilities, CertificateProblem, ChainWarning, RecipientCertificate,
+    SignerCertificate, check_identity_chain, fingerprint, is_end_entity, read_certificates,
+    recipient_problem,
+};
+pub use identity::Identity;
 
 use verify::{CheckedSignature, check_chain, check_signature, subject_text};
 
@@ -87,103 +96,51 @@ pub enum SmimeError {
         /// The OpenSSL error reasons.
         reason: String,
     },
-}
-
-/// A private key with its certificate, used to decrypt messages.
-pub struct Identity {
-    key: PKey<Private>,
-    certificate: X509,
-}
-
-impl std::fmt::Debug for Identity {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The private key never appears in debug output.
-        formatter
-            .debug_struct("Identity")
-            .field("addresses", &certificate_addresses(&self.certificate))
-            .field("key", &"<private key>")
-            .finish()
-    }
-}
-
-impl Identity {
-    /// Reads a PKCS#12 file, DER or PEM-armored ("-----BEGIN PKCS12-----"),
-    /// and decrypts its private key with `password`.
-    ///
-    /// Files from older tools use RC2-40 or other legacy algorithms, so the
-    /// OpenSSL legacy provider is loaded when it is installed.
-    pub fn from_pkcs12(bytes: &[u8], password: &str) -> Result<Self, SmimeError> {
-        load_providers();
-        let der = pkcs12_der(bytes)?;
-        let pkcs12 = Pkcs12::from_der(&der).map_err(|errors| SmimeError::InvalidPkcs12 {
-            reason: describe_errors(&errors),
-        })?;
-        let parsed = pkcs12
-            .parse2(password)
-            .map_err(|errors| classify_pkcs12(&errors))?;
-
-        match (parsed.pkey, parsed.cert) {
-            (Some(key), Some(certificate)) => Ok(Self { key, certificate }),
-            _ => Err(SmimeError::IncompleteIdentity),
-        }
-    }
-
-    /// Returns the certificate of this identity.
-    pub fn certificate(&self) -> &X509Ref {
-        &self.certificate
-    }
-
-    /// Returns the e-mail addresses that the certificate names.
-    pub fn addresses(&self) -> Vec<String> {
-        certificate_addresses(&self.certificate)
-    }
-
-    /// Serialises the identity for the encrypted store: the private key as
-    /// unencrypted PKCS#8 DER and the certificate as DER. The caller must
-    /// keep the key bytes out of any unencrypted file.
-    pub fn to_der(&self) -> Result<(Vec<u8>, Vec<u8>), SmimeError> {
-        let key = self
-            .key
-            .private_key_to_pkcs8()
-            .map_err(|errors| SmimeError::InvalidPkcs12 {
-                reason: describe_errors(&errors),
-            })?;
-        let certificate =
-            self.certificate
-                .to_der()
-                .map_err(|errors| SmimeError::InvalidCertificate {
-                    reason: describe_errors(&errors),
-                })?;
-        Ok((key, certificate))
-    }
-
-    /// Rebuilds an identity from [`Identity::to_der`] output.
-    pub fn from_der(key: &[u8], certificate: &[u8]) -> Result<Self, SmimeError> {
-        let key =
-            PKey::private_key_from_pkcs8(key).map_err(|errors| SmimeError::InvalidPkcs12 {
-                reason: describe_errors(&errors),
-            })?;
-        let certificate =
-            X509::from_der(certificate).map_err(|errors| SmimeError::InvalidCertificate {
-                reason: describe_errors(&errors),
-            })?;
-        Ok(Self { key, certificate })
-    }
-
-    /// The SHA-256 fingerprint of the certificate, as upper-case hex pairs
-    /// separated by colons.
-    pub fn fingerprint(&self) -> String {
-        self.certificate
-            .digest(openssl::hash::MessageDigest::sha256())
-            .map(|digest| {
-                digest
-                    .iter()
-                    .map(|b| format!("{b:02X}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            })
-            .unwrap_or_default()
-    }
+    /// A certificate file holds only CA certificates.
+    #[error(
+        "cannot import certificates: the file contains no certificate that names an e-mail \
+         address; trust CA certificates with `wardmail keys trust-ca FILE` instead"
+    )]
+    NoEndEntityCertificate,
+    /// No certificate held for a correspondent can be used for encryption.
+    #[error("cannot encrypt to {address}: {problem}")]
+    NoUsableCertificate {
+        /// The correspondent's address.
+        address: String,
+        /// The problem of the most recently seen certificate.
+        problem: CertificateProblem,
+    },
+    /// No S/MIME identity of the account names its address or is valid now.
+    #[error("cannot sign as {address}: {problem}")]
+    NoSigningIdentity {
+        /// The account address.
+        address: String,
+        /// The problem of the most recent identity for the address.
+        problem: CertificateProblem,
+    },
+    /// The entity to sign contains a byte outside 7-bit ASCII.
+    #[error(
+        "cannot sign: the MIME entity has an 8-bit byte at offset {offset}; encode its body \
+         as quoted-printable or base64"
+    )]
+    EightBitContent {
+        /// The offset of the first 8-bit byte.
+        offset: usize,
+    },
+    /// The private key type cannot sign S/MIME here.
+    #[error("cannot sign: {algorithm} keys are not supported; use an RSA or ECDSA certificate")]
+    UnsupportedKey {
+        /// The key type named by OpenSSL.
+        algorithm: String,
+    },
+    /// OpenSSL failed while writing a signature or encryption.
+    #[error("cannot write S/MIME: {operation} failed: {reason}")]
+    Crypto {
+        /// The step that failed.
+        operation: &'static str,
+        /// The OpenSSL error reasons.
+        reason: String,
+    },
 }
 
 /// Loads the legacy provider once for the whole process and keeps it
@@ -344,9 +301,9 @@ impl TrustStore {
         Ok(count)
     }
 
-    /// Builds an OpenSSL store that checks the S/MIME signing purpose and
-    /// validity at `time` (seconds since the Unix epoch).
-    fn build(&self, time: i64) -> Result<X509Store, ErrorStack> {
+    /// Builds an OpenSSL store that checks `purpose` and validity at `time`
+    /// (seconds since the Unix epoch).
+    fn build(&self, time: i64, purpose: X509PurposeId) -> Result<X509Store, ErrorStack> {
         let mut builder = X509StoreBuilder::new()?;
         if self.use_system_roots {
             builder.set_default_paths()?;
@@ -356,7 +313,7 @@ impl TrustStore {
         }
 
         let mut param = X509VerifyParam::new()?;
-        param.set_purpose(X509PurposeId::SMIME_SIGN)?;
+        param.set_purpose(purpose)?;
         param.set_time(time);
         builder.set_param(&param)?;
         Ok(builder.build())
@@ -391,6 +348,17 @@ pub fn certificate_addresses(certificate: &X509Ref) -> Vec<String> {
 /// `trust`. The report lists every signature outermost first and holds the
 /// innermost MIME entity in `inner_mime` when a layer was removed.
 pub fn inspect(raw: &[u8], identities: &[Identity], trust: &TrustStore) -> ProtectionReport {
+    inspect_with_signers(raw, identities, trust).0
+}
+
+/// Reads one message like [`inspect`] and also returns the certificates
+/// of its good and chain-incomplete signatures, outermost first, so that
+/// the caller can keep them for encrypting to the signers.
+pub fn inspect_with_signers(
+    raw: &[u8],
+    identities: &[Identity],
+    trust: &TrustStore,
+) -> (ProtectionReport, Vec<SignerCertificate>) {
     load_providers();
     let mut reader = Reader {
         identities,
@@ -399,6 +367,7 @@ pub fn inspect(raw: &[u8], identities: &[Identity], trust: &TrustStore) -> Prote
         date: None,
         now: unix_now(),
         report: ProtectionReport::unprotected(),
+        signers: Vec::new(),
     };
 
     match MessageParser::default().parse(raw) {
@@ -413,10 +382,11 @@ pub fn inspect(raw: &[u8], identities: &[Identity], trust: &TrustStore) -> Prote
         }
         None => reader.report.refused = Some(Refusal::Malformed),
     }
-    reader.report
+    (reader.report, reader.signers)
 }
 
-fn unix_now() -> i64 {
+/// Returns the current time in seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
@@ -431,6 +401,7 @@ struct Reader<'a> {
     date: Option<i64>,
     now: i64,
     report: ProtectionReport,
+    signers: Vec<SignerCertificate>,
 }
 
 /// The kind of the root entity of a MIME message.
@@ -677,6 +648,22 @@ impl Reader<'_> {
         }
 
         signature.status = self.judge(&checked);
+        if matches!(
+            signature.status,
+            SignatureStatus::Good | SignatureStatus::ChainIncomplete
+        ) && let Some(signer) = &checked.signer
+        {
+            self.signers.push(SignerCertificate {
+                certificate: signer.clone(),
+                chain: checked
+                    .certificates
+                    .iter()
+                    .filter(|certificate| certificate.to_der().ok() != signer.to_der().ok())
+                    .map(X509Ref::to_owned)
+                    .collect(),
+                capabilities: checked.capabilities.clone().map(Capabilities::new),
+            });
+        }
         (signature, checked.content)
     }
 
@@ -708,7 +695,13 @@ impl Reader<'_> {
             .signing_time
             .filter(|time| *time <= self.now)
             .unwrap_or(self.now);
-        let chain = check_chain(signer, &checked.certificates, self.trust, at);
+        let chain = check_chain(
+            signer,
+            &checked.certificates,
+            self.trust,
+            at,
+            X509PurposeId::SMIME_SIGN,
+        );
         if chain != SignatureStatus::Good {
             return chain;
         }
@@ -831,7 +824,8 @@ mod tests {
 
     #[test]
     fn trust_store_system_roots_build() {
-        assert!(TrustStore::with_system_roots().build(0).is_ok());
+        let trust = TrustStore::with_system_roots();
+        assert!(trust.build(0, X509PurposeId::SMIME_SIGN).is_ok());
     }
 
     #[test]

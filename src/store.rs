@@ -238,6 +238,54 @@ fn autocrypt_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AutocryptPeer> {
     })
 }
 
+/// The origin of a correspondent's S/MIME certificate in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertificateSource {
+    /// The user imported it from a file.
+    Imported,
+    /// It signed a message that was read.
+    Harvested,
+}
+
+impl CertificateSource {
+    /// Returns the name stored in the database and shown by the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Imported => "imported",
+            Self::Harvested => "harvested",
+        }
+    }
+
+    fn parse(value: &str) -> Self {
+        if value == "imported" {
+            Self::Imported
+        } else {
+            Self::Harvested
+        }
+    }
+}
+
+/// A correspondent's S/MIME certificate as stored, one row per address
+/// that the certificate names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCertificate {
+    /// The address, in lower case.
+    pub address: String,
+    /// SHA-256 fingerprint of the certificate.
+    pub fingerprint: String,
+    /// The certificate as DER.
+    pub certificate: Vec<u8>,
+    /// The SMIMECapabilities last seen, as space-separated dotted OIDs;
+    /// None when none were seen.
+    pub capabilities: Option<String>,
+    /// Its origin. "imported" replaces "harvested", never the reverse.
+    pub source: CertificateSource,
+    /// When it was first stored, in seconds since the Unix epoch.
+    pub first_seen: i64,
+    /// When it was last imported or seen in a signature.
+    pub last_seen: i64,
+}
+
 /// The encrypted local store.
 pub struct Store {
     connection: Mutex<Connection>,
@@ -324,6 +372,22 @@ CREATE TABLE IF NOT EXISTS autocrypt_peer (
 CREATE TABLE IF NOT EXISTS trust_anchor (
     certificate BLOB PRIMARY KEY,
     added INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS smime_chain (
+    fingerprint TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    certificate BLOB NOT NULL,
+    PRIMARY KEY (fingerprint, position)
+);
+CREATE TABLE IF NOT EXISTS smime_certificate (
+    address TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    certificate BLOB NOT NULL,
+    capabilities TEXT,
+    source TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (address, fingerprint)
 );
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
@@ -1092,6 +1156,121 @@ impl Store {
             .map_err(sql("reading CA certificates"))?
             .collect::<Result<_, _>>()
             .map_err(sql("reading CA certificates"))
+    }
+
+    /// Replaces the chain certificates (DER, in order) kept for the
+    /// certificate with `fingerprint`, an identity's or a correspondent's.
+    pub fn save_smime_chain(
+        &self,
+        fingerprint: &str,
+        certificates: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let transaction = db
+            .transaction()
+            .map_err(sql("saving S/MIME chain certificates"))?;
+        transaction
+            .execute(
+                "DELETE FROM smime_chain WHERE fingerprint = ?1",
+                [fingerprint],
+            )
+            .map_err(sql("saving S/MIME chain certificates"))?;
+        for (position, certificate) in certificates.iter().enumerate() {
+            transaction
+                .execute(
+                    "INSERT INTO smime_chain (fingerprint, position, certificate) VALUES (?1, ?2, ?3)",
+                    params![fingerprint, position as i64, certificate],
+                )
+                .map_err(sql("saving S/MIME chain certificates"))?;
+        }
+        transaction
+            .commit()
+            .map_err(sql("saving S/MIME chain certificates"))
+    }
+
+    /// Reads the chain certificates (DER) kept for a certificate.
+    pub fn smime_chain(&self, fingerprint: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(
+                "SELECT certificate FROM smime_chain WHERE fingerprint = ?1 ORDER BY position",
+            )
+            .map_err(sql("reading S/MIME chain certificates"))?;
+        statement
+            .query_map([fingerprint], |row| row.get(0))
+            .map_err(sql("reading S/MIME chain certificates"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("reading S/MIME chain certificates"))
+    }
+
+    /// Stores a correspondent's certificate for one address, or updates
+    /// the row when it is already known: the last-seen time, the
+    /// capabilities when `capabilities` is Some, and the source when it
+    /// is now imported.
+    ///
+    /// NOTE: last-seen is the time the message was read, not its date, so
+    /// opening an old message replaces newer capabilities with its own.
+    /// Storing the signingTime with the row would lift this.
+    pub fn save_smime_certificate(
+        &self,
+        address: &str,
+        fingerprint: &str,
+        certificate: &[u8],
+        capabilities: Option<&str>,
+        source: CertificateSource,
+    ) -> Result<(), StoreError> {
+        let now = now();
+        self.db()
+            .execute(
+                "INSERT INTO smime_certificate
+                   (address, fingerprint, certificate, capabilities, source, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT (address, fingerprint) DO UPDATE SET
+                   last_seen = excluded.last_seen,
+                   capabilities = coalesce(excluded.capabilities, capabilities),
+                   source = CASE WHEN excluded.source = 'imported' THEN 'imported' ELSE source END",
+                params![
+                    address.to_lowercase(),
+                    fingerprint,
+                    certificate,
+                    capabilities,
+                    source.as_str(),
+                    now
+                ],
+            )
+            .map(drop)
+            .map_err(sql("saving an S/MIME certificate"))
+    }
+
+    /// Reads correspondents' certificates, for one address (any case) or
+    /// all when `address` is None, most recently seen first.
+    pub fn smime_certificates(
+        &self,
+        address: Option<&str>,
+    ) -> Result<Vec<StoredCertificate>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare_cached(
+                "SELECT address, fingerprint, certificate, capabilities, source, first_seen, last_seen
+                 FROM smime_certificate WHERE ?1 IS NULL OR address = ?1
+                 ORDER BY last_seen DESC, first_seen DESC, address",
+            )
+            .map_err(sql("reading S/MIME certificates"))?;
+        statement
+            .query_map([address.map(str::to_lowercase)], |row| {
+                Ok(StoredCertificate {
+                    address: row.get(0)?,
+                    fingerprint: row.get(1)?,
+                    certificate: row.get(2)?,
+                    capabilities: row.get(3)?,
+                    source: CertificateSource::parse(&row.get::<_, String>(4)?),
+                    first_seen: row.get(5)?,
+                    last_seen: row.get(6)?,
+                })
+            })
+            .map_err(sql("reading S/MIME certificates"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("reading S/MIME certificates"))
     }
 
     /// Removes an outbox entry for good (the user discarded it).

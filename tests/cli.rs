@@ -327,3 +327,35 @@ fn inspect_openpgp_after_key_import() {
     assert_eq!(report["signatures"][0]["method"], "openpgp");
     assert_eq!(report["signatures"][0]["status"], "good");
 }
+
+#[test]
+fn keys_import_cert_and_harvest() {
+    let user = &support::user("cli-certs");
+    let dir = tempfile::tempdir().unwrap();
+    success(add_account(dir.path(), user, &support::env("PASSWORD")));
+
+    let only_ca = wardmail(
+        dir.path(),
+        &["keys", "import-cert", &smime_vector("TestCA.pem")],
+        "",
+    );
+    assert!(!only_ca.status.success());
+    let stderr = String::from_utf8_lossy(&only_ca.stderr);
+    assert!(stderr.contains("trust-ca"), "{stderr}");
+
+    success(wardmail(
+        dir.path(),
+        &["keys", "trust-ca", &smime_vector("TestCA.pem")],
+        "",
+    ));
+    let message = smime_vector("alice.dsig.SHA256.multipart.eml");
+    let words = success(wardmail(dir.path(), &["inspect", &message], ""));
+    assert!(words.contains("(valid)"), "{words}");
+
+    let listed = success(wardmail(dir.path(), &["keys", "list"], ""));
+    let row = listed
+        .lines()
+        .find(|line| line.starts_with("S/MIME certificate\talice@example.com\t"))
+        .unwrap_or_else(|| panic!("no harvested certificate in {listed}"));
+    assert!(row.contains("\tharvested\t"), "{row}");
+}

@@ -1,7 +1,8 @@
 //! A minimal DER reader for the CMS fields that the openssl crate does not
 //! expose: the content type (RFC 5652 section 3), the recipient identifiers
 //! (section 6.2), and the digest algorithm and signingTime of the first
-//! SignerInfo (sections 5.3 and 11.3). Input must be DER, so BER from a
+//! SignerInfo (sections 5.3 and 11.3), and its SMIMECapabilities attribute
+//! (RFC 8551 section 2.5.2). Input must be DER, so BER from a
 //! message is re-encoded by OpenSSL first.
 
 const SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
@@ -10,6 +11,7 @@ const AUTH_ENVELOPED_DATA: &[u8] = &[
     0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17,
 ];
 const SIGNING_TIME: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05];
+const SMIME_CAPABILITIES: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0f];
 const DIGESTS: &[(&[u8], &str)] = &[
     (&[0x2b, 0x0e, 0x03, 0x02, 0x1a], "sha1"),
     (&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x05], "md5"),
@@ -45,6 +47,9 @@ pub enum ContentType {
 pub struct SignerInfo {
     pub digest_algorithm: Option<String>,
     pub signing_time: Option<i64>,
+    /// The dotted OIDs of the SMIMECapabilities attribute, in the signer's
+    /// order of preference, or None when the attribute is absent.
+    pub capabilities: Option<Vec<String>>,
 }
 
 /// Reads one element and returns its tag, its content and what follows.
@@ -249,6 +254,7 @@ fn read_signer(signer: &[u8]) -> SignerInfo {
         }
         if index == 3 && tag == 0xa0 {
             info.signing_time = signing_time(content);
+            info.capabilities = smime_capabilities(content);
         }
         index += 1;
         rest = next;
@@ -273,6 +279,57 @@ fn signing_time(attributes: &[u8]) -> Option<i64> {
         rest = next;
     }
     None
+}
+
+/// Reads the SMIMECapabilities attribute: a SEQUENCE OF SMIMECapability,
+/// each a SEQUENCE of an OID and optional parameters.
+fn smime_capabilities(attributes: &[u8]) -> Option<Vec<String>> {
+    let mut rest = attributes;
+    while let Some((_, attribute, next)) = element(rest) {
+        let (_, oid, values) = element(attribute)?;
+        if oid == SMIME_CAPABILITIES {
+            let (_, set, _) = element(values)?;
+            let (_, mut capabilities, _) = element(set)?;
+            let mut found = Vec::new();
+            while let Some((_, capability, next)) = element(capabilities) {
+                if let Some((0x06, oid, _)) = element(capability) {
+                    found.extend(dotted_oid(oid));
+                }
+                capabilities = next;
+            }
+            return Some(found);
+        }
+        rest = next;
+    }
+    None
+}
+
+/// Turns the content octets of an OBJECT IDENTIFIER into dotted text
+/// (X.690 section 8.19).
+pub fn dotted_oid(content: &[u8]) -> Option<String> {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut value: u64 = 0;
+    for &byte in content {
+        value = value.checked_mul(128)? | u64::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            arcs.push(value);
+            value = 0;
+        }
+    }
+    let (&first, rest) = arcs.split_first()?;
+    if value != 0 || content.last().is_some_and(|byte| byte & 0x80 != 0) {
+        return None;
+    }
+    let (top, second) = match first {
+        0..40 => (0, first),
+        40..80 => (1, first - 40),
+        _ => (2, first - 80),
+    };
+    let mut text = format!("{top}.{second}");
+    for arc in rest {
+        text.push_str(&format!(".{arc}"));
+    }
+    Some(text)
 }
 
 /// Parses UTCTime (tag 0x17, YYMMDDHHMMSSZ) or GeneralizedTime (tag

@@ -8,7 +8,7 @@ use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::error::ErrorStack;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::stack::Stack;
-use openssl::x509::{X509, X509Ref, X509StoreContext};
+use openssl::x509::{X509, X509PurposeId, X509Ref, X509StoreContext};
 
 use super::{TrustStore, der};
 use crate::protection::SignatureStatus;
@@ -23,6 +23,7 @@ pub(super) struct CheckedSignature {
     pub(super) certificates: Stack<X509>,
     pub(super) digest_algorithm: Option<String>,
     pub(super) signing_time: Option<i64>,
+    pub(super) capabilities: Option<Vec<String>>,
     pub(super) content: Option<Vec<u8>>,
 }
 
@@ -41,6 +42,7 @@ pub(super) fn check_signature(der: &[u8], detached: Option<&[u8]>) -> Option<Che
         certificates,
         digest_algorithm: info.digest_algorithm,
         signing_time: info.signing_time,
+        capabilities: info.capabilities,
         content: None,
     };
     if checked.signer.is_none() {
@@ -148,7 +150,7 @@ pub(super) fn subject_text(certificate: &X509Ref) -> String {
 }
 
 /// Certificate verification error codes from OpenSSL's `x509_vfy.h`.
-mod verify_code {
+pub(super) mod verify_code {
     pub const OK: i32 = 0;
     pub const UNABLE_TO_GET_ISSUER_CERT: i32 = 2;
     pub const CERT_NOT_YET_VALID: i32 = 9;
@@ -156,37 +158,49 @@ mod verify_code {
     pub const UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
     pub const UNABLE_TO_VERIFY_LEAF_SIGNATURE: i32 = 21;
     pub const CERT_REVOKED: i32 = 23;
+    pub const INVALID_PURPOSE: i32 = 26;
 }
 
-/// Checks the signer certificate chain against the trust store at `time`.
+/// Checks a certificate chain against the trust store at `time` for
+/// `purpose` (S/MIME signing or encryption). `certificates` are untrusted
+/// intermediates that may complete the chain.
 pub(super) fn check_chain(
     signer: &X509Ref,
     certificates: &Stack<X509>,
     trust: &TrustStore,
     time: i64,
+    purpose: X509PurposeId,
 ) -> SignatureStatus {
-    let Ok(store) = trust.build(time) else {
-        return SignatureStatus::Untrusted;
-    };
-    let Ok(mut context) = X509StoreContext::new() else {
-        return SignatureStatus::Untrusted;
-    };
-    let result = context.init(&store, signer, certificates, |context| {
-        context.verify_cert()?;
-        Ok(context.error().as_raw())
-    });
-
-    match result {
-        Ok(verify_code::OK) => SignatureStatus::Good,
-        Ok(
+    match chain_error(signer, certificates, trust, time, purpose) {
+        Some(verify_code::OK) => SignatureStatus::Good,
+        Some(
             verify_code::UNABLE_TO_GET_ISSUER_CERT
             | verify_code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY
             | verify_code::UNABLE_TO_VERIFY_LEAF_SIGNATURE,
         ) => SignatureStatus::ChainIncomplete,
-        Ok(verify_code::CERT_NOT_YET_VALID | verify_code::CERT_HAS_EXPIRED) => {
+        Some(verify_code::CERT_NOT_YET_VALID | verify_code::CERT_HAS_EXPIRED) => {
             SignatureStatus::Expired
         }
-        Ok(verify_code::CERT_REVOKED) => SignatureStatus::Revoked,
+        Some(verify_code::CERT_REVOKED) => SignatureStatus::Revoked,
         _ => SignatureStatus::Untrusted,
     }
+}
+
+/// Runs OpenSSL's chain verification and returns its error code
+/// ([`verify_code`]), or None when the check itself could not run.
+pub(super) fn chain_error(
+    leaf: &X509Ref,
+    certificates: &Stack<X509>,
+    trust: &TrustStore,
+    time: i64,
+    purpose: X509PurposeId,
+) -> Option<i32> {
+    let store = trust.build(time, purpose).ok()?;
+    let mut context = X509StoreContext::new().ok()?;
+    context
+        .init(&store, leaf, certificates, |context| {
+            context.verify_cert()?;
+            Ok(context.error().as_raw())
+        })
+        .ok()
 }

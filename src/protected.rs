@@ -256,6 +256,35 @@ impl Sealer for OpenpgpSealer {
     }
 }
 
+/// Seals with S/MIME (RFC 8551): sign first, with the full chain held,
+/// then encrypt to every recipient and the sender (section 3.7, signing
+/// inside encryption), AES-256-GCM when every recipient reads it.
+pub struct SmimeSealer {
+    /// The sender's identity: signs, and receives a copy.
+    pub identity: crate::smime::Identity,
+    /// Certificates to encrypt to, the sender's own not included.
+    pub recipients: Vec<crate::smime::RecipientCertificate>,
+}
+
+impl Sealer for SmimeSealer {
+    fn seal(&mut self, entity: &[u8], protection: Protection) -> Result<Vec<u8>, SealError> {
+        let crypto = |error: crate::smime::SmimeError| SealError::Crypto(error.to_string());
+        let mut sealed = entity.to_vec();
+        if protection.sign {
+            sealed = crate::smime::write::sign(&sealed, &self.identity).map_err(crypto)?;
+        }
+        if protection.encrypt {
+            sealed = crate::smime::write::encrypt(
+                &sealed,
+                &self.recipients,
+                self.identity.certificate(),
+            )
+            .map_err(crypto)?;
+        }
+        Ok(sealed)
+    }
+}
+
 /// Returns a fresh MIME boundary. Random, so it cannot occur in the
 /// armored or base64 content it separates.
 pub fn boundary() -> String {

@@ -767,3 +767,114 @@ async fn sign_identity_matches_account_address() {
         ],
     );
 }
+
+/// The whole path a user takes: Carol writes to Dan with Sign and
+/// Encrypt, the message goes through Postfix into Dan's mailbox, and
+/// openssl with Dan's key decrypts it and verifies Carol's signature with
+/// only the root. Carol's own copy stays readable to her.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_sends_signed_encrypted_mail_openssl_reads() {
+    use wardmail::compose::{Draft, new_message_id};
+    use wardmail::message::Address;
+    use wardmail::protected::Protection;
+    use wardmail::session::Method;
+
+    let pki = Pki::new();
+    let mut account = support::account("smime-send");
+    account.address = CAROL.to_string();
+    account.username = CAROL.to_string();
+    let (_profile, session) = support::session(account).await;
+    let session = std::sync::Arc::new(session);
+    session
+        .import_pkcs12(pki.read("carol-chain.p12"), Secret::new("secret"))
+        .await
+        .unwrap();
+    session.import_ca(pki.read("ca.pem")).await.unwrap();
+    session
+        .import_smime_certificates(pki.read("dan.pem"))
+        .await
+        .unwrap();
+
+    let message_id = new_message_id("example.org");
+    let draft = Draft {
+        from: Address::new(None, CAROL),
+        to: vec![Address::new(None, DAN)],
+        subject: "Befund für Zimmer 3".into(),
+        body: "Kalium 5,9 mmol/l – bitte wiederholen.\n".into(),
+        ..Draft::default()
+    };
+    let protection = Protection {
+        sign: true,
+        encrypt: true,
+    };
+    let raw = session
+        .build_protected(
+            draft,
+            message_id.clone(),
+            unix_now(),
+            Method::Smime,
+            protection,
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    assert!(text.contains("Subject: [...]"), "{text}");
+    assert!(!text.contains("Zimmer"), "the subject leaked: {text}");
+    assert!(text.contains("application/pkcs7-mime"), "{text}");
+
+    session
+        .send(message_id.clone(), raw.clone(), vec![DAN.to_string()])
+        .await
+        .unwrap();
+    let bare_id = message_id.trim_matches(['<', '>']);
+    let delivered = support::raw_messages("dan", "INBOX")
+        .into_iter()
+        .find(|m| String::from_utf8_lossy(m).contains(bare_id))
+        .expect("the message reached Dan's INBOX");
+    pki.write("delivered.eml", &delivered);
+    openssl(
+        pki.path(),
+        &[
+            "cms",
+            "-decrypt",
+            "-in",
+            "delivered.eml",
+            "-recip",
+            "dan.pem",
+            "-inkey",
+            "dan.key",
+            "-out",
+            "inner.eml",
+        ],
+    );
+    openssl(
+        pki.path(),
+        &[
+            "cms",
+            "-verify",
+            "-in",
+            "inner.eml",
+            "-CAfile",
+            "ca.pem",
+            "-out",
+            "content.eml",
+        ],
+    );
+    let content = String::from_utf8_lossy(&pki.read("content.eml")).into_owned();
+    assert!(content.contains("hp=\"cipher\""), "{content}");
+    assert!(content.contains("Subject: =?"), "{content}");
+
+    let report = session.inspect(raw).await.unwrap();
+    assert_eq!(report.encrypted, Encryption::Smime);
+    assert!(report.decrypted, "{report:?}");
+    assert_eq!(report.signatures.len(), 1, "{report:?}");
+    assert_eq!(report.signatures[0].status, SignatureStatus::Good);
+    assert!(report.signatures[0].signer_matches_from);
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

@@ -303,24 +303,21 @@ impl Session {
         method: Method,
         protection: Protection,
     ) -> Result<Vec<u8>, SessionError> {
+        if protection.encrypt && !draft.bcc.is_empty() {
+            return Err(SealError::Crypto(
+                "an encrypted message cannot have Bcc recipients: their keys would be \
+                 visible to the others; send them a separate message"
+                    .into(),
+            )
+            .into());
+        }
+        if method == Method::Smime {
+            return self
+                .build_smime(draft, message_id, date_unix, protection)
+                .await;
+        }
         let session = self.clone();
-        unblock(move || {
-            if protection.encrypt && !draft.bcc.is_empty() {
-                return Err(SealError::Crypto(
-                    "an encrypted message cannot have Bcc recipients: their keys would be \
-                     visible to the others; send them a separate message"
-                        .into(),
-                )
-                .into());
-            }
-            match method {
-                Method::Openpgp => {
-                    session.build_openpgp(&draft, &message_id, date_unix, protection)
-                }
-                Method::Smime => session.build_smime(&draft, &message_id, date_unix, protection),
-            }
-        })
-        .await
+        unblock(move || session.build_openpgp(&draft, &message_id, date_unix, protection)).await
     }
 
     fn build_openpgp(
@@ -392,14 +389,40 @@ impl Session {
         Err(SealError::Crypto(format!("cannot encrypt to {address}: {reason}")).into())
     }
 
-    fn build_smime(
+    /// Writes an S/MIME message: the user's identity signs and receives a
+    /// copy; each recipient needs a usable certificate when encrypting.
+    async fn build_smime(
         &self,
-        _draft: &Draft,
-        _message_id: &str,
-        _date_unix: i64,
-        _protection: Protection,
+        draft: Draft,
+        message_id: String,
+        date_unix: i64,
+        protection: Protection,
     ) -> Result<Vec<u8>, SessionError> {
-        Err(SealError::Crypto("S/MIME sending is not available in this build".into()).into())
+        let (identity, warning) = self.smime_sign_identity().await?;
+        if let Some(warning) = warning {
+            tracing::warn!(account = %self.account.id, code = %warning.code(), "signing with an identity whose chain is incomplete");
+        }
+        let mut recipients = Vec::new();
+        if protection.encrypt {
+            for address in draft.envelope_recipients() {
+                let certificate =
+                    self.smime_recipient_certificate(&address)
+                        .await
+                        .map_err(|error| {
+                            SealError::Crypto(format!("cannot encrypt to {address}: {error}"))
+                        })?;
+                recipients.push(certificate);
+            }
+        }
+        unblock(move || {
+            let mut sealer = protected::SmimeSealer {
+                identity,
+                recipients,
+            };
+            protected::write(&draft, &message_id, date_unix, protection, &mut sealer, &[])
+                .map_err(SessionError::from)
+        })
+        .await
     }
 }
 

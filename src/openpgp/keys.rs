@@ -95,7 +95,7 @@ pub fn revoke(cert: &Cert, reason: &str) -> Result<Cert, OpenpgpError> {
             fingerprint: fingerprint.clone(),
         })?;
     if secret.secret().is_encrypted() {
-        return Err(OpenpgpError::NoLockedSecretKey { fingerprint });
+        return Err(OpenpgpError::KeyLocked { fingerprint });
     }
     let mut signer = secret.into_keypair().map_err(|error| OpenpgpError::Write {
         reason: error.to_string(),

@@ -95,6 +95,8 @@ impl ProtectionReport {
 
         let headline = match (encryption, signing) {
             (Some(encryption), Some(signing)) => format!("{encryption} and {signing}"),
+            // Signatures inside an unopened layer cannot be seen.
+            (Some(encryption), None) if !self.decrypted => encryption,
             (Some(encryption), None) => format!("{encryption}; not signed"),
             (None, Some(signing)) => format!("Not encrypted; {signing}"),
             (None, None) => {
@@ -254,10 +256,7 @@ mod tests {
         report.encrypted = Encryption::Smime;
         report.refused = Some(Refusal::NoKey);
         let verdict = report.verdict();
-        assert_eq!(
-            verdict.headline,
-            "Encrypted with S/MIME, not decrypted; not signed"
-        );
+        assert_eq!(verdict.headline, "Encrypted with S/MIME, not decrypted");
         assert!(verdict.details[0].contains("import the key"), "{verdict:?}");
         assert_eq!(verdict.tone, Tone::Warning);
     }

@@ -17,6 +17,7 @@ use wardmail::message::Address;
 use wardmail::openpgp::OpenpgpError;
 use wardmail::outbox::OutboxError;
 use wardmail::protected::Protection;
+use wardmail::protection::Encryption;
 use wardmail::secret::Secret;
 use wardmail::session::{Method, Session, SessionError};
 use wardmail::smtp::SmtpError;
@@ -193,6 +194,21 @@ impl Composer {
             }
         };
         let message_id = compose::new_message_id(&account.domain());
+        // A reply or forward of encrypted mail starts signed and encrypted
+        // with the same technology, so the thread does not drop to clear
+        // text unless the user says so.
+        let arrived = match &start {
+            ComposeStart::New => Encryption::None,
+            ComposeStart::Reply { original, .. } | ComposeStart::Forward { original, .. } => {
+                original.encrypted
+            }
+        };
+        let protect = arrived != Encryption::None;
+        let method = if arrived == Encryption::Smime {
+            Method::Smime
+        } else {
+            Method::Openpgp
+        };
         Composer {
             title,
             from: draft.from,
@@ -213,9 +229,9 @@ impl Composer {
             confirm_close: false,
             edited: false,
             link_notice: None,
-            sign: false,
-            encrypt: false,
-            method: Method::Openpgp,
+            sign: protect,
+            encrypt: protect,
+            method,
             unlock: None,
             session,
         }

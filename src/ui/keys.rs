@@ -19,6 +19,7 @@ use wardmail::smime::SmimeError;
 
 use super::{status, style};
 
+mod certificates;
 mod openpgp;
 
 const PASSWORD: Id = Id::new("keys-pkcs12-password");
@@ -50,6 +51,8 @@ pub enum Message {
     Close,
     /// A message of the OpenPGP section.
     Openpgp(openpgp::Message),
+    /// A message of the correspondents' certificates section.
+    Certificates(certificates::Message),
 }
 
 /// Notifications from the Keys screen to the window.
@@ -117,6 +120,7 @@ pub struct Keys {
     session: Arc<Session>,
     page: Page,
     openpgp: openpgp::Section,
+    certificates: certificates::Section,
 }
 
 impl Keys {
@@ -127,12 +131,14 @@ impl Keys {
             ..Page::default()
         };
         let openpgp_load = openpgp::Section::load(&session).map(Message::Openpgp);
+        let certificates_load = certificates::Section::load(&session).map(Message::Certificates);
         let keys = Keys {
             session,
             page,
             openpgp: openpgp::Section::default(),
+            certificates: certificates::Section::default(),
         };
-        let task = Task::batch([keys.load_identities(), openpgp_load]);
+        let task = Task::batch([keys.load_identities(), openpgp_load, certificates_load]);
         (keys, task)
     }
 
@@ -141,6 +147,10 @@ impl Keys {
         if let Message::Openpgp(message) = message {
             let task = self.openpgp.update(&self.session, message);
             return (task.map(Message::Openpgp), None);
+        }
+        if let Message::Certificates(message) = message {
+            let task = self.certificates.update(&self.session, message);
+            return (task.map(Message::Certificates), None);
         }
         let task = match self.page.update(message) {
             Work::None => Task::none(),
@@ -193,7 +203,10 @@ impl Keys {
 
     /// Draws the Keys screen.
     pub fn view(&self) -> Element<'_, Message> {
-        self.page.view(self.openpgp.view().map(Message::Openpgp))
+        self.page.view(
+            self.certificates.view().map(Message::Certificates),
+            self.openpgp.view().map(Message::Openpgp),
+        )
     }
 }
 
@@ -214,7 +227,7 @@ impl Page {
             Message::CaFileChosen(path) => self.ca_file_chosen(path),
             Message::CaImported(result) => self.ca_imported(result),
             Message::Close => Work::Close,
-            Message::Openpgp(_) => Work::None,
+            Message::Openpgp(_) | Message::Certificates(_) => Work::None,
             Message::ChooseIdentityFile | Message::CancelIdentity | Message::ChooseCaFile => {
                 Work::None
             }
@@ -318,7 +331,11 @@ impl Page {
         Work::None
     }
 
-    fn view<'a>(&'a self, openpgp: Element<'a, Message>) -> Element<'a, Message> {
+    fn view<'a>(
+        &'a self,
+        certificates: Element<'a, Message>,
+        openpgp: Element<'a, Message>,
+    ) -> Element<'a, Message> {
         let header = row![
             text("Keys").size(style::HEADING).font(style::BOLD),
             space::horizontal(),
@@ -344,6 +361,7 @@ impl Page {
             );
         }
         page = page.push(self.smime_section());
+        page = page.push(certificates);
         page = page.push(openpgp);
 
         column![header, scrollable(page.padding([0, 4])).height(Fill)]

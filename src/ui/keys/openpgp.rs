@@ -306,18 +306,25 @@ impl Section {
                 None => "does not expire".to_owned(),
             }
         };
-        let verified = if key.verified {
+        let verified = if info.secret {
+            "your own key"
+        } else if key.verified {
             "✓ fingerprint verified"
         } else {
             "fingerprint not verified"
+        };
+        let source = match key.source.as_str() {
+            "generated" => "generated here",
+            "autocrypt" => "learned from an Autocrypt header",
+            "wkd" => "found by a Web Key Directory lookup",
+            _ => "imported from a file",
         };
         let mut lines = column![
             text(format!("{owner}: {}", info.addresses.join(", "))).font(style::BOLD),
             text(format::fingerprint(&info.fingerprint)).font(iced::Font::MONOSPACE),
             text(format!(
-                "{} · {state} · from {} · {verified}{}",
+                "{} · {state} · {source} · {verified}{}",
                 info.algorithm,
-                key.source,
                 if info.locked && !key.unlocked {
                     " · passphrase protected"
                 } else {
@@ -346,7 +353,7 @@ impl Section {
 
         let fingerprint = &info.fingerprint;
         let mut actions = row![].spacing(8);
-        if !key.verified {
+        if !key.verified && !info.secret {
             actions = actions.push(style::tool(
                 "Mark verified",
                 idle.then(|| Message::Verify(fingerprint.clone())),

@@ -31,6 +31,8 @@ pub struct Loaded {
     pub verdict: Arc<Verdict>,
     /// The user's passphrase-protected keys that would decrypt it.
     pub locked_keys: Vec<String>,
+    /// How the message arrived encrypted, which a reply keeps.
+    pub encrypted: wardmail::protection::Encryption,
 }
 
 /// The outcome of saving an attachment.
@@ -483,16 +485,24 @@ async fn fetch(
         };
         parsed.problems.extend(inspect_problem);
         let verdict = report.verdict();
-        (raw, parsed, content, verdict, report.locked_keys)
+        (
+            raw,
+            parsed,
+            content,
+            verdict,
+            report.locked_keys,
+            report.encrypted,
+        )
     })
     .await;
     match shown {
-        Ok((raw, parsed, content, verdict, locked_keys)) => Ok(Some(Loaded {
+        Ok((raw, parsed, content, verdict, locked_keys, encrypted)) => Ok(Some(Loaded {
             raw: Arc::new(raw),
             parsed: Arc::new(parsed),
             content: Arc::new(content),
             verdict: Arc::new(verdict),
             locked_keys,
+            encrypted,
         })),
         Err(error) => Err(Arc::new(SessionError::Task(error.to_string()))),
     }

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod compose;
+pub mod dns;
 pub mod imap;
 pub mod mailto;
 pub mod message;
@@ -23,3 +24,4 @@ pub mod smtp;
 pub mod store;
 pub mod sync;
 pub mod utf7;
+pub mod wkd;

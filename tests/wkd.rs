@@ -359,3 +359,68 @@ async fn resolver_missing_name_not_found() {
     let error = resolver().addresses("absent.wkd.test").await.unwrap_err();
     assert!(matches!(error, DnsError::NotFound { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn cli_keys_wkd_exit_codes() {
+    let gnupg = Gnupg::new();
+    let local = local("cli");
+    let address = format!("{local}@wkd.test");
+    let fingerprint = gnupg.create_key(&address);
+    publish_advanced("wkd.test", &local, &gnupg.export(&address));
+
+    let user = support::user("wkd-cli");
+    let (profile, session) = support::session(support::account(&user)).await;
+    drop(session);
+    let settings = network_settings();
+    let wardmail = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wardmail"))
+            .arg("--profile")
+            .arg(profile.path())
+            .args(args)
+            .env(
+                "WARDMAIL_DNS_NAMESERVER",
+                settings.dns_nameserver.as_ref().unwrap(),
+            )
+            .env(
+                "WARDMAIL_DNS_TRUST_ANCHOR",
+                settings.dns_trust_anchor.as_ref().unwrap(),
+            )
+            .env(
+                "WARDMAIL_HTTPS_CA_FILE",
+                settings.https_ca_file.as_ref().unwrap(),
+            )
+            .output()
+            .unwrap()
+    };
+
+    let imported = wardmail(&["keys", "wkd", &address, "--import"]);
+    let stdout = String::from_utf8_lossy(&imported.stdout);
+    assert!(
+        imported.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("imported OpenPGP key {fingerprint}")),
+        "{stdout}"
+    );
+    let listed = wardmail(&["keys", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&fingerprint));
+
+    let absent = wardmail(&[
+        "keys",
+        "wkd",
+        &format!("{}@wkd.test", support::user("absent")),
+    ]);
+    assert_eq!(absent.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&absent.stdout);
+    assert!(stdout.contains("no OpenPGP certificate"), "{stdout}");
+
+    let untrusted = wardmail(&["keys", "wkd", &format!("{local}@untrusted.test")]);
+    assert_eq!(untrusted.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        stderr.contains("certificate of openpgpkey.untrusted.test not trusted"),
+        "{stderr}"
+    );
+}

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dns::NetworkSettings;
+
 /// Name of the environment variable that selects a profile directory.
 pub const PROFILE_ENV: &str = "WARDMAIL_PROFILE";
 
@@ -209,6 +211,9 @@ pub struct Config {
     /// The accounts, in the order they were added.
     #[serde(default, rename = "account")]
     pub accounts: Vec<Account>,
+    /// DNS and HTTPS trust settings shared by every account of the profile.
+    #[serde(default, skip_serializing_if = "NetworkSettings::is_empty")]
+    pub network: NetworkSettings,
     /// Signing, encryption and key settings.
     #[serde(default)]
     pub crypto: CryptoSettings,
@@ -422,6 +427,28 @@ mod tests {
         })
         .unwrap();
         assert!(!text.to_lowercase().contains("password"));
+    }
+
+    #[test]
+    fn config_network_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = Profile::locate(Some(dir.path())).unwrap();
+        let mut config = profile.load().unwrap();
+        config.network.dns_nameserver = Some("192.0.2.53:5353".into());
+        config.network.https_ca_file = Some(PathBuf::from("/etc/wardmail/web-ca.pem"));
+        profile.save(&config).unwrap();
+        let again = profile.load().unwrap();
+        assert_eq!(again.network, config.network);
+    }
+
+    #[test]
+    fn config_without_network_table_loads() {
+        // A file written before the [network] table existed.
+        let text = "profile_id = \"p\"\n";
+        let config: Config = toml::from_str(text).unwrap();
+        assert!(config.network.is_empty());
+        let written = toml::to_string(&config).unwrap();
+        assert!(!written.contains("network"), "{written}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use wardmail::secret::Secret;
 use wardmail::session::{self, Session, SessionError};
 use wardmail::store::{ListRow, OutboxState};
 use wardmail::sync::Progress;
+use wardmail::wkd::{Absence, Outcome};
 
 /// Wardmail: a mail client that shows how each recipient's copy travels.
 #[derive(Debug, Parser)]
@@ -208,6 +209,18 @@ pub enum KeysCommand {
     ImportPgp {
         /// The key file.
         file: PathBuf,
+        #[command(flatten)]
+        account: AccountChoice,
+    },
+    /// Look up a correspondent's OpenPGP certificate in the Web Key
+    /// Directory (WKD) of their mail domain. Exits with 0 when one is found,
+    /// 2 when the domain publishes none for the address, 1 on errors.
+    Wkd {
+        /// The correspondent's e-mail address.
+        address: String,
+        /// Import the certificates found into the account's keys.
+        #[arg(long)]
+        import: bool,
         #[command(flatten)]
         account: AccountChoice,
     },
@@ -423,6 +436,11 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
         Command::Keys(KeysCommand::ImportPgp { file, account }) => {
             import_pgp(open(profile, account).await?, file).await
         }
+        Command::Keys(KeysCommand::Wkd {
+            address,
+            import,
+            account,
+        }) => wkd_lookup(open(profile, account).await?, &address, import).await,
         Command::Keys(KeysCommand::TrustCa { file, account }) => {
             trust_ca(open(profile, account).await?, file).await
         }
@@ -668,6 +686,67 @@ async fn import_pgp(session: Session, file: PathBuf) -> Result<ExitCode, Session
     let bytes = read_file(&file).await?;
     for fingerprint in session.import_openpgp(bytes).await? {
         println!("imported OpenPGP key {fingerprint}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exit code of `keys wkd` when the directory has no certificate for the
+/// address, so that scripts can tell it from an error (1).
+const EXIT_NOT_PUBLISHED: u8 = 2;
+
+async fn wkd_lookup(
+    session: Session,
+    address: &str,
+    import: bool,
+) -> Result<ExitCode, SessionError> {
+    let found = match session.wkd_lookup(address).await? {
+        Outcome::Found(found) => found,
+        Outcome::NotPublished {
+            absence,
+            method,
+            host,
+        } => {
+            let reason = match absence {
+                Absence::NotFound => "the server has none (HTTP 404)".to_owned(),
+                Absence::NoMatchingUserId { dropped } => format!(
+                    "it publishes {dropped} certificate(s), but none has a User ID for this address"
+                ),
+            };
+            println!("no OpenPGP certificate for {address} at {host} ({method} method): {reason}");
+            return Ok(ExitCode::from(EXIT_NOT_PUBLISHED));
+        }
+    };
+
+    println!(
+        "found {} OpenPGP certificate(s) for {address} at {} ({} method)",
+        found.fingerprints.len(),
+        found.host,
+        found.method
+    );
+    if found.dropped > 0 {
+        println!(
+            "ignored {} certificate(s) without a User ID for this address",
+            found.dropped
+        );
+    }
+    if !import {
+        for fingerprint in &found.fingerprints {
+            println!("{fingerprint}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (fingerprint, replaces) in session
+        .import_wkd(found.certificates, address.to_owned())
+        .await?
+    {
+        match replaces {
+            None => println!("imported OpenPGP key {fingerprint}"),
+            Some(old) => println!(
+                "stored OpenPGP key {fingerprint}, but it would replace key {old} for this \
+                 address: it is not used until you accept it (`wardmail keys verify \
+                 {fingerprint}` after checking the fingerprint with its owner)"
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

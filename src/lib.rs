@@ -8,6 +8,7 @@
 pub mod account;
 pub mod autocrypt;
 pub mod compose;
+pub mod dns;
 pub mod imap;
 pub mod mailto;
 pub mod message;
@@ -25,3 +26,4 @@ pub mod smtp;
 pub mod store;
 pub mod sync;
 pub mod utf7;
+pub mod wkd;

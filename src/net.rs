@@ -8,6 +8,7 @@
 //! the commands that start it are sent: STARTTLS for IMAP, EHLO and
 //! STARTTLS for SMTP; never a login.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -140,10 +141,16 @@ impl TlsContext {
     /// Loads the system roots and, when given, the clinic's CA file. This
     /// reads files: call it off the UI thread.
     pub fn load(ca_file: Option<&Path>) -> Result<TlsContext, NetError> {
+        TlsContext::load_all(ca_file.into_iter())
+    }
+
+    /// Loads the system roots and every given CA file. This reads files:
+    /// call it off the UI thread.
+    pub fn load_all<'a>(ca_files: impl Iterator<Item = &'a Path>) -> Result<TlsContext, NetError> {
         let mut roots = RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
-        if let Some(path) = ca_file {
+        for path in ca_files {
             add_ca_file(&mut roots, path)?;
         }
         Ok(TlsContext {
@@ -219,13 +226,23 @@ pub async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, NetError> {
             });
         }
     };
+    connect_addresses(host, port, &addresses).await
+}
+
+/// Opens a TCP connection to the first of `addresses` that accepts one,
+/// each with a timeout. `host` and `port` name the server in errors.
+pub async fn connect_addresses(
+    host: &str,
+    port: u16,
+    addresses: &[SocketAddr],
+) -> Result<TcpStream, NetError> {
     if addresses.is_empty() {
         return Err(NetError::HostNotFound {
             host: host.to_owned(),
         });
     }
     let mut last = None;
-    for address in addresses {
+    for &address in addresses {
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => {
                 // Small protocol commands must not wait for Nagle's timer.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use openssl::x509::X509;
 
 use crate::account::{Account, AccountError, Config, Profile};
+use crate::dns::{DnsError, Resolver};
 use crate::imap::{self, ImapError, Role};
 use crate::net::{NetError, TlsContext};
 use crate::outbox::{self, OutboxError};
@@ -20,6 +21,7 @@ use crate::smime::{
 use crate::smtp::{self, SmtpError};
 use crate::store::{CertificateSource, Folder, Store, StoreError};
 use crate::sync::{self, FolderReport, Progress, SyncError, blocking};
+use crate::wkd::{self, WkdClient, WkdError};
 
 mod keys;
 
@@ -64,6 +66,12 @@ pub enum SessionError {
     /// OpenPGP keys and certificates.
     #[error(transparent)]
     Openpgp(#[from] crate::openpgp::OpenpgpError),
+    /// DNS settings.
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    /// Web Key Directory lookup, boxed because its TLS variant is large.
+    #[error(transparent)]
+    Wkd(#[from] Box<WkdError>),
     /// An outbox entry that does not exist (any more).
     #[error("no message {0} in the outbox: it was sent or discarded meanwhile")]
     NoOutboxEntry(i64),
@@ -508,6 +516,30 @@ impl Session {
             }
             tracing::info!(account = %account, keys = fingerprints.len(), "OpenPGP keys imported");
             Ok(fingerprints)
+        })
+        .await
+    }
+
+    /// Looks up the OpenPGP certificates that `address`'s domain publishes
+    /// in its Web Key Directory. Uses the profile's `[network]` settings
+    /// (with their environment overrides) and trusts the system roots, the
+    /// account's CA file and the profile's HTTPS CA file. Nothing is
+    /// imported: pass the certificates to [`Session::import_openpgp`].
+    pub async fn wkd_lookup(&self, address: &str) -> Result<wkd::Outcome, SessionError> {
+        let client = self.wkd_client().await?;
+        Ok(client.lookup(address).await.map_err(Box::new)?)
+    }
+
+    /// Builds a WKD client from the profile's settings. Reads the trust
+    /// anchor and CA files, so it runs on the blocking pool.
+    async fn wkd_client(&self) -> Result<WkdClient, SessionError> {
+        let settings = self.config.network.clone().with_env_overrides();
+        let account_ca = self.account.ca_file.clone();
+        unblock(move || {
+            let resolver = Resolver::new(&settings)?;
+            let ca_files = account_ca.iter().chain(settings.https_ca_file.iter());
+            let tls = TlsContext::load_all(ca_files.map(PathBuf::as_path))?;
+            Ok(WkdClient::new(resolver, tls))
         })
         .await
     }

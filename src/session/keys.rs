@@ -282,6 +282,43 @@ impl Session {
         }
     }
 
+    /// Stores certificates found by a WKD lookup for `address`. A key that
+    /// would replace another one in use for the address is held back
+    /// until the user accepts it. Returns each fingerprint with the key it
+    /// would replace, if any.
+    pub async fn import_wkd(
+        &self,
+        certificates: Vec<u8>,
+        address: String,
+    ) -> Result<Vec<(String, Option<String>)>, SessionError> {
+        let store = self.store.clone();
+        let account = self.account.id.clone();
+        unblock(move || {
+            let mut probe = Keyring::new();
+            let fingerprints = probe.import(&certificates)?;
+            let mut stored = Vec::new();
+            for fingerprint in fingerprints {
+                let fingerprint = fingerprint.to_hex();
+                let cert =
+                    probe
+                        .certificate(&fingerprint)
+                        .ok_or_else(|| OpenpgpError::KeyNotFound {
+                            fingerprint: fingerprint.clone(),
+                        })?;
+                let bytes = openpgp::to_tsk_bytes(cert)?;
+                store_correspondent_key(&store, &account, &bytes, &fingerprint, &address, "wkd")?;
+                let replaces = store
+                    .openpgp_states(&account)?
+                    .into_iter()
+                    .find(|state| state.fingerprint == fingerprint)
+                    .and_then(|state| state.replaces);
+                stored.push((fingerprint, replaces));
+            }
+            Ok(stored)
+        })
+        .await
+    }
+
     /// Returns every correspondent's Autocrypt state.
     pub async fn autocrypt_peers(&self) -> Result<Vec<AutocryptPeer>, SessionError> {
         let store = self.store.clone();

@@ -13,8 +13,10 @@
 
 use serde::Serialize;
 
+mod segments;
 mod verdict;
 
+pub use segments::{Segment, segments};
 pub use verdict::{Tone, Verdict};
 
 /// Errors of the protection model.

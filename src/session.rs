@@ -857,6 +857,51 @@ fn invalid_certificate(errors: openssl::error::ErrorStack) -> SessionError {
     .into()
 }
 
+/// One part of a message whose parts are not equally protected, read on
+/// its own (see [`crate::protection::segments`]).
+#[derive(Debug)]
+pub struct ShownSegment {
+    /// The part's protection; `None` for an unprotected part.
+    pub report: Option<ProtectionReport>,
+    /// What to show: the decrypted or verified content, or the part itself.
+    pub parsed: crate::message::ParsedMessage,
+}
+
+impl Session {
+    /// Reads each direct part of a message on its own, when unprotected
+    /// text sits next to a protected part, so the reader can show them
+    /// apart. Returns nothing for a uniformly protected message.
+    pub async fn inspect_segments(&self, raw: Vec<u8>) -> Result<Vec<ShownSegment>, SessionError> {
+        let segments = unblock(move || Ok(crate::protection::segments(&raw))).await?;
+        let mut shown = Vec::with_capacity(segments.len());
+        for segment in segments {
+            if !segment.protected {
+                let parsed = unblock(move || Ok(crate::message::parse(&segment.message))).await?;
+                shown.push(ShownSegment {
+                    report: None,
+                    parsed,
+                });
+                continue;
+            }
+            let report = self.inspect(segment.message.clone()).await?;
+            let inner = report.inner_mime.clone();
+            let parsed = unblock(move || {
+                let outer = crate::message::parse(&segment.message);
+                Ok(match inner {
+                    Some(inner) => crate::message::parse_inner(&outer, &inner),
+                    None => outer,
+                })
+            })
+            .await?;
+            shown.push(ShownSegment {
+                report: Some(report),
+                parsed,
+            });
+        }
+        Ok(shown)
+    }
+}
+
 /// The result of "Test connection", per server.
 #[derive(Debug)]
 pub struct ConnectionCheck {

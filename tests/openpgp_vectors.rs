@@ -617,7 +617,8 @@ fn thunderbird_passphrase_keys_unlock() {
         let raw = std::fs::read(folder.join(message)).unwrap();
 
         let report = inspect(&raw, &keyring);
-        assert_eq!(report.refused, Some(Refusal::NoKey), "{key}");
+        assert_eq!(report.refused, Some(Refusal::KeyLocked), "{key}");
+        assert_eq!(report.locked_keys, vec![fingerprint.to_hex()], "{key}");
 
         let wrong = keyring.unlock(&fingerprint, "not-the-passphrase");
         assert!(

@@ -440,3 +440,65 @@ async fn revoked_key_no_longer_signs_and_exports_its_revocation() {
         "{listing}"
     );
 }
+
+#[tokio::test]
+async fn unprotected_text_next_to_signed_part_is_read_apart() {
+    let (_dir, session, _) = open("pgpw-mixed").await;
+    let lab = format!("{}@example.org", support::user("pgpw-mixlab"));
+    let gpg = correspondent(&session, &lab).await;
+
+    let content = b"Content-Type: text/plain\r\n\r\nClaim 2291 is approved.\r\n";
+    let loopback = [
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "peer-passphrase",
+    ];
+    let signature = gpg.run(
+        &[&loopback[..], &["--armor", "--detach-sign", "-u", &lab]].concat(),
+        content,
+    );
+    let mut raw = format!(
+        "From: {lab}\r\nTo: me@example.org\r\nSubject: claim\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"mx\"\r\n\r\n--mx\r\n\
+         Content-Type: text/plain\r\n\r\nPay account 99-123 today.\r\n--mx\r\n\
+         Content-Type: multipart/signed; micalg=pgp-sha256; \
+         protocol=\"application/pgp-signature\"; boundary=\"sig\"\r\n\r\n--sig\r\n",
+        support_date()
+    )
+    .into_bytes();
+    raw.extend_from_slice(content);
+    raw.extend_from_slice(b"\r\n--sig\r\nContent-Type: application/pgp-signature\r\n\r\n");
+    raw.extend_from_slice(&signature);
+    raw.extend_from_slice(b"\r\n--sig--\r\n--mx--\r\n");
+
+    let whole = session.inspect(raw.clone()).await.unwrap();
+    assert!(whole.parts[0].protection.is_empty(), "{whole:?}");
+    assert!(
+        whole
+            .warnings
+            .contains(&wardmail::protection::Warning::UnprotectedTextAroundProtectedPart)
+    );
+
+    let parts = session.inspect_segments(raw).await.unwrap();
+    assert_eq!(parts.len(), 2);
+    assert!(parts[0].report.is_none());
+    assert!(parts[0].parsed.text.contains("Pay account"));
+    let signed = parts[1]
+        .report
+        .as_ref()
+        .expect("the signed part is checked");
+    assert_eq!(signed.signatures[0].status, SignatureStatus::Good);
+    assert!(signed.signatures[0].signer_matches_from);
+    assert!(parts[1].parsed.text.contains("Claim 2291"));
+    assert!(!parts[1].parsed.text.contains("Pay account"));
+}
+
+/// Returns the current time as an RFC 5322 date, from the system `date`.
+fn support_date() -> String {
+    let output = std::process::Command::new("date")
+        .arg("-R")
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}

@@ -338,10 +338,9 @@ impl Section {
         if let Some(old) = &key.replaces {
             lines = lines.push(
                 container(text(format!(
-                    "Key changed: this key arrived by {} and would replace {} for {}. It is not \
-                     used until you accept it. Ask the sender, by phone or in person, whether \
-                     they changed their key, and compare the fingerprint.",
-                    key.source,
+                    "⚠ Key changed: this key was {source} and would replace {} for {}. It is \
+                     not used until you accept it. Ask the sender, by phone or in person, \
+                     whether they changed their key, and compare the fingerprint.",
                     format::fingerprint(old),
                     info.addresses.join(", ")
                 )))

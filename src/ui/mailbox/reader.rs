@@ -10,7 +10,7 @@ use iced::widget::{
 use iced::{Element, Fill, Task};
 
 use wardmail::message::{Address, AttachmentInfo, ParsedMessage};
-use wardmail::protection::{ProtectionReport, Tone, Verdict};
+use wardmail::protection::{ProtectionReport, Tone, Verdict, Warning};
 use wardmail::session::{Session, SessionError};
 use wardmail::store::Folder;
 use wardmail::sync::blocking;
@@ -33,6 +33,18 @@ pub struct Loaded {
     pub locked_keys: Vec<String>,
     /// How the message arrived encrypted, which a reply keeps.
     pub encrypted: wardmail::protection::Encryption,
+    /// The message's parts shown apart, when unprotected text sits next to
+    /// a protected part; empty otherwise.
+    pub segments: Vec<SegmentView>,
+}
+
+/// One part of a message shown apart from the others.
+#[derive(Clone, Debug)]
+pub struct SegmentView {
+    /// The part's own protection, or `None` for an unprotected part.
+    pub verdict: Option<Verdict>,
+    /// Its text.
+    pub text: String,
 }
 
 /// The outcome of saving an attachment.
@@ -301,14 +313,18 @@ impl Ready {
                     .style(style::muted_text),
             );
         }
-        page = page.push(
-            text_editor(&self.body)
-                .on_action(Message::Text)
-                .height(Fill)
-                .padding(8)
-                .wrapping(text::Wrapping::WordOrGlyph)
-                .style(style::editor),
-        );
+        if self.message.segments.is_empty() {
+            page = page.push(
+                text_editor(&self.body)
+                    .on_action(Message::Text)
+                    .height(Fill)
+                    .padding(8)
+                    .wrapping(text::Wrapping::WordOrGlyph)
+                    .style(style::editor),
+            );
+        } else {
+            page = page.push(scrollable(segments(&self.message.segments)).height(Fill));
+        }
         if !parsed.attachments.is_empty() {
             page = page.push(self.attachments(&parsed.attachments));
         }
@@ -451,6 +467,48 @@ impl Ready {
     }
 }
 
+/// Draws each part of a mixed-protection message in its own frame: the
+/// protected part under its own verdict, and unprotected text marked as
+/// such, in words and not only by colour.
+fn segments(segments: &[SegmentView]) -> Element<'_, Message> {
+    let mut list = Column::new().spacing(10);
+    for segment in segments {
+        let (label, frame): (String, fn(&iced::Theme) -> container::Style) = match &segment.verdict
+        {
+            Some(verdict) => {
+                let marker = if verdict.tone == Tone::Protected {
+                    "✓ "
+                } else {
+                    "⚠ "
+                };
+                (
+                    format!("{marker}This part: {}", verdict.headline),
+                    style::frame,
+                )
+            }
+            None => (
+                "⚠ Not protected: this part is outside the signed or encrypted part, and \
+                 anyone could have written or changed it."
+                    .to_owned(),
+                style::alert,
+            ),
+        };
+        list = list.push(
+            container(
+                column![
+                    text(label).size(style::SMALL).font(style::BOLD),
+                    text(&segment.text).wrapping(text::Wrapping::WordOrGlyph),
+                ]
+                .spacing(6),
+            )
+            .padding(10)
+            .width(Fill)
+            .style(frame),
+        );
+    }
+    list.into()
+}
+
 /// Fetches and parses a message.
 async fn fetch(
     session: Arc<Session>,
@@ -476,6 +534,28 @@ async fn fetch(
                 "the protection of this message could not be checked: {error}"
             )),
         ),
+    };
+    // Unprotected text next to a protected part is shown apart, so the
+    // protected part's verdict cannot appear to cover it.
+    let segments = if report
+        .warnings
+        .contains(&Warning::UnprotectedTextAroundProtectedPart)
+    {
+        match session.inspect_segments(raw.clone()).await {
+            Ok(segments) => segments
+                .into_iter()
+                .map(|segment| SegmentView {
+                    verdict: segment.report.map(|report| report.verdict()),
+                    text: segment.parsed.text,
+                })
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "the parts of a message could not be read apart");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
     };
     let shown = tokio::task::spawn_blocking(move || {
         let outer = wardmail::message::parse(&raw);
@@ -503,6 +583,7 @@ async fn fetch(
             verdict: Arc::new(verdict),
             locked_keys,
             encrypted,
+            segments,
         })),
         Err(error) => Err(Arc::new(SessionError::Task(error.to_string()))),
     }

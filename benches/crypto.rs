@@ -13,9 +13,11 @@
 //! which loads the OpenSSL providers in this process and starts the
 //! gpg-agent for the command-line side.
 //!
-//! This is a `[[bench]]` with `harness = false` rather than an example,
-//! because `cargo test` builds every example but no bench target, and the
-//! benchmark must stay out of the test suite.
+//! This is a `[[bench]]` with `harness = false` rather than an example:
+//! plain `cargo test` builds every example but skips bench targets, and the
+//! benchmark must stay out of the test suite. `cargo test --all-targets`
+//! (scripts/test) does start this binary, but without the "--bench"
+//! argument of `cargo bench`, so it returns at once.
 
 // A benchmark reports on standard output.
 #![allow(clippy::print_stdout)]
@@ -51,11 +53,15 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    // `cargo bench` appends "--bench" to the arguments of every bench target.
-    let arguments: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|argument| argument != "--bench")
-        .collect();
+    // `cargo bench` appends "--bench" to the arguments of every bench
+    // target. `cargo test --all-targets`, which scripts/test runs, starts
+    // this binary without it, and the benchmark must not run there.
+    let mut arguments: Vec<String> = std::env::args().skip(1).collect();
+    let Some(flag) = arguments.iter().position(|argument| argument == "--bench") else {
+        eprintln!("crypto bench: not run outside `cargo bench`; see bench/crypto-benchmark");
+        return Ok(());
+    };
+    arguments.remove(flag);
     let (dir, mode) = match arguments.as_slice() {
         [dir] => (PathBuf::from(dir), "all"),
         [dir, mode] => (PathBuf::from(dir), mode.as_str()),

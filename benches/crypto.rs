@@ -31,8 +31,8 @@ use wardmail::openpgp::{self, Keyring};
 use wardmail::protection::{Encryption, ProtectionReport, SignatureStatus};
 use wardmail::smime::{self, Identity, TrustStore};
 
-/// The keys of the benchmark recipient, loaded as `Session::inspect` loads
-/// them, but once for the whole run.
+/// The keys of the benchmark recipient, loaded once for the whole run with
+/// the calls Wardmail uses when a user imports them.
 struct Keys {
     keyring: Keyring,
     identities: Vec<Identity>,

@@ -610,3 +610,45 @@ fn opaque_tampered_content_is_bad() {
     assert!(!report.signed_by_sender());
     assert!(inner_text(&report).contains("ward 4"));
 }
+
+/// A detached signature that also embeds content passes only when both
+/// are the same bytes. Here the embedded copy contains "ward 4" while the
+/// signed attributes still carry the digest of the "ward 3" text, which
+/// the first part of the multipart/signed contains.
+#[test]
+fn detached_signature_embedding_other_text_is_bad() {
+    let pki = Pki::new();
+    let mut der = pki.cms(
+        BODY.as_bytes(),
+        &[
+            "-sign",
+            "-nodetach",
+            "-signer",
+            "user.pem",
+            "-inkey",
+            "user.key",
+            "-md",
+            "sha256",
+            "-outform",
+            "DER",
+        ],
+    );
+    let start = der
+        .windows(6)
+        .position(|window| window == b"ward 3")
+        .unwrap();
+    der[start + 5] = b'4';
+    let base64 = openssl::base64::encode_block(&der);
+    let entity = format!(
+        "MIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; \
+         micalg=sha-256; boundary=\"sig\"\r\n\r\n--sig\r\n{BODY}\r\n--sig\r\n\
+         Content-Type: application/pkcs7-signature; name=smime.p7s\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{base64}\r\n--sig--\r\n"
+    );
+    let report = inspect(&message(entity.as_bytes()), &[], &pki.trust());
+
+    assert_eq!(report.signatures.len(), 1);
+    assert_eq!(report.signatures[0].status, SignatureStatus::Bad);
+    assert!(report.warnings.contains(&Warning::EmbeddedContentMismatch));
+    assert!(!report.signed_by_sender());
+}

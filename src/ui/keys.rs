@@ -40,7 +40,7 @@ pub enum Message {
     /// Forget the chosen .p12/.pfx file and its password.
     CancelIdentity,
     /// Importing the .p12/.pfx file ended.
-    IdentityImported(Result<IdentityInfo, Failure>),
+    IdentityImported(Result<(IdentityInfo, Option<String>), Failure>),
     /// Ask for a CA certificate file.
     ChooseCaFile,
     /// The file dialog closed; `None` when it was cancelled.
@@ -112,6 +112,9 @@ struct Page {
     busy: bool,
     /// The summary of the last successful import.
     notice: Option<String>,
+    /// Why recipients may not be able to verify signatures made with the
+    /// identity just imported.
+    chain_warning: Option<String>,
 }
 
 /// The Keys screen.
@@ -178,10 +181,14 @@ impl Keys {
         Task::perform(
             async move {
                 let bytes = read_file(&path).await?;
-                session
-                    .import_pkcs12(bytes, password)
+                let imported = session
+                    .import_pkcs12_checked(bytes, password)
                     .await
-                    .map_err(|error| Failure::Rejected(Arc::new(error)))
+                    .map_err(|error| Failure::Rejected(Arc::new(error)))?;
+                let warning = imported
+                    .warning
+                    .map(|warning| format!("Imported, but {warning}."));
+                Ok((imported.identity, warning))
             },
             Message::IdentityImported,
         )
@@ -280,18 +287,23 @@ impl Page {
         pending.error = None;
         self.busy = true;
         self.notice = None;
+        self.chain_warning = None;
         Work::ImportIdentity {
             path: pending.path.clone(),
             password: Secret::new(pending.password.clone()),
         }
     }
 
-    fn identity_imported(&mut self, result: Result<IdentityInfo, Failure>) -> Work {
+    fn identity_imported(
+        &mut self,
+        result: Result<(IdentityInfo, Option<String>), Failure>,
+    ) -> Work {
         self.busy = false;
         match result {
-            Ok(identity) => {
+            Ok((identity, warning)) => {
                 self.pending = None;
                 self.notice = Some(imported_identity_notice(&identity));
+                self.chain_warning = warning;
                 Work::LoadIdentities
             }
             Err(failure) => {
@@ -358,6 +370,14 @@ impl Page {
                     .padding(8)
                     .width(Fill)
                     .style(style::frame),
+            );
+        }
+        if let Some(warning) = &self.chain_warning {
+            page = page.push(
+                container(text(format!("⚠ {warning}")))
+                    .padding(8)
+                    .width(Fill)
+                    .style(style::alert),
             );
         }
         page = page.push(self.smime_section());
@@ -733,13 +753,31 @@ mod tests {
         let mut page = page_with_file();
         page.update(Message::PasswordEdited("nss".to_owned()));
         page.update(Message::ImportIdentity);
-        let work = page.update(Message::IdentityImported(Ok(identity())));
+        let work = page.update(Message::IdentityImported(Ok((identity(), None))));
 
         assert_eq!(work, Work::LoadIdentities);
         assert!(page.pending.is_none());
         let notice = page.notice.as_deref().expect("a notice");
         assert!(notice.contains("bob@example.org"), "{notice}");
         assert!(notice.contains("decrypted"), "{notice}");
+    }
+
+    #[test]
+    fn chain_warning_shown_after_import() {
+        let mut page = page_with_file();
+        page.update(Message::ImportIdentity);
+        let warning = "Imported, but the chain is incomplete.".to_owned();
+        page.update(Message::IdentityImported(Ok((
+            identity(),
+            Some(warning.clone()),
+        ))));
+        assert_eq!(page.chain_warning, Some(warning));
+
+        page.update(Message::IdentityFileChosen(Some(PathBuf::from(
+            "/tmp/b.p12",
+        ))));
+        page.update(Message::ImportIdentity);
+        assert_eq!(page.chain_warning, None);
     }
 
     #[test]

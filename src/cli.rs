@@ -776,6 +776,32 @@ async fn read_password() -> Result<Secret, SessionError> {
 
 /// Prints where the clinic policy is read from and what it contains.
 /// Fails when the file exists but cannot be loaded.
+/// Prints the routing rule of every sensitivity.
+fn print_routing(routing: &wardmail::route::Routing) {
+    println!(
+        "default sensitivity: {}",
+        routing.default_sensitivity.label()
+    );
+    for sensitivity in wardmail::route::Sensitivity::ALL {
+        let rule = routing.rule(sensitivity);
+        let methods: Vec<&str> = rule.methods.iter().map(|method| method.label()).collect();
+        let otherwise = match rule.otherwise {
+            wardmail::route::Otherwise::Portal => "the portal",
+            wardmail::route::Otherwise::Block => "blocked",
+        };
+        let offered = if rule.accept_tls_offered {
+            "; TLS offered counts as TLS"
+        } else {
+            ""
+        };
+        println!(
+            "{}: {}, otherwise {otherwise}{offered}",
+            sensitivity.label(),
+            methods.join(", ")
+        );
+    }
+}
+
 fn check_policy() -> ExitCode {
     let location = Location::from_env();
     let source = if location.from_env {
@@ -786,20 +812,22 @@ fn check_policy() -> ExitCode {
     match location.load() {
         Ok(Some(policy)) => {
             println!("clinic policy: {} ({source})", policy.path.display());
-            println!("format version: {}", wardmail::policy::FORMAT_VERSION);
+            println!("format version: {}", policy.version);
             let domains = if policy.internal_domains.is_empty() {
                 "none".to_owned()
             } else {
                 policy.internal_domains.join(", ")
             };
             println!("internal domains: {domains}");
+            print_routing(&policy.routing);
             ExitCode::SUCCESS
         }
         Ok(None) => {
             println!(
-                "no clinic policy: {} does not exist ({source})",
+                "no clinic policy: {} does not exist ({source}); the built-in rules apply",
                 location.path.display()
             );
+            print_routing(&wardmail::route::Routing::default());
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod policy;
 pub mod protected;
 pub mod protection;
+pub mod route;
 pub mod secret;
 pub mod session;
 pub mod smime;

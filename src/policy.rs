@@ -16,11 +16,19 @@
 //! exists but cannot be read or parsed is an error, which the window shows
 //! and `wardmail policy` prints: it is never ignored silently.
 //!
-//! Format version 1 (the routing rules come in a later version):
+//! Format version 1 names the clinic's domains. Version 2 adds the routing
+//! rules per sensitivity (see [`crate::route`]); a table left out keeps the
+//! built-in rule:
 //!
 //! ```toml
-//! version = 1
+//! version = 2
 //! internal_domains = ["clinic.example", "lab.clinic.example"]
+//! default_sensitivity = "phi"
+//!
+//! [routing.phi]
+//! methods = ["smime", "openpgp", "internal", "tls"]
+//! accept_tls_offered = false
+//! otherwise = "portal"
 //! ```
 //!
 //! Unknown keys are rejected, not skipped: a misspelt key in a security
@@ -32,12 +40,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::route::{Routing, Rule, Sensitivity};
+
 /// Name of the environment variable that names a policy file in place of
 /// the system-wide one.
 pub const POLICY_ENV: &str = "WARDMAIL_POLICY";
 
-/// The policy format version this build reads.
-pub const FORMAT_VERSION: i64 = 1;
+/// The newest policy format version this build reads; it reads 1 as well.
+pub const FORMAT_VERSION: i64 = 2;
 
 /// The policy file to read, and whether the environment chose it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +66,10 @@ pub struct Policy {
     /// Domains that belong to the clinic, in lower case, without
     /// duplicates, in file order.
     pub internal_domains: Vec<String>,
+    /// The format version the file declares.
+    pub version: i64,
+    /// The routing rules per sensitivity.
+    pub routing: Routing,
 }
 
 /// Errors from loading the clinic policy. Each names the file and what to
@@ -77,7 +91,9 @@ pub enum PolicyError {
     /// values of the wrong type.
     #[error(
         "cannot load the clinic policy {path}: {message}; correct the file \
-         (format version {FORMAT_VERSION} allows `version` and `internal_domains`)"
+         (format version {FORMAT_VERSION} allows `version`, `internal_domains`, \
+         `default_sensitivity` and `[routing.routine]`, `[routing.phi]`, \
+         `[routing.restricted]` with `methods`, `accept_tls_offered` and `otherwise`)"
     )]
     Parse {
         /// The policy file.
@@ -88,7 +104,7 @@ pub enum PolicyError {
     /// The file declares a format version this build does not read.
     #[error(
         "cannot load the clinic policy {path}: it declares format version {found}, \
-         and this Wardmail reads version {FORMAT_VERSION}; install the Wardmail \
+         and this Wardmail reads versions 1 and {FORMAT_VERSION}; install the Wardmail \
          release that the policy was written for, or write a version {FORMAT_VERSION} policy"
     )]
     UnsupportedVersion {
@@ -194,6 +210,28 @@ struct PolicyFile {
     internal_domains: Vec<String>,
 }
 
+/// The keys of format version 2: version 1's and the routing rules.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFileV2 {
+    #[serde(rename = "version")]
+    _version: i64,
+    #[serde(default)]
+    internal_domains: Vec<String>,
+    default_sensitivity: Option<Sensitivity>,
+    #[serde(default)]
+    routing: RoutingFile,
+}
+
+/// The `[routing]` table: one optional rule per sensitivity.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RoutingFile {
+    routine: Option<Rule>,
+    phi: Option<Rule>,
+    restricted: Option<Rule>,
+}
+
 /// Parses policy text that was read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     let parse_error = |message: String| PolicyError::Parse {
@@ -212,18 +250,47 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
         }
         None => return Err(parse_error("the `version` key is missing".to_owned())),
     };
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(PolicyError::UnsupportedVersion {
             path: path.to_owned(),
             found: version,
         });
     }
 
-    let file: PolicyFile = toml::Value::Table(table)
-        .try_into()
-        .map_err(|error: toml::de::Error| parse_error(one_line(&error.to_string())))?;
-    let mut internal_domains: Vec<String> = Vec::with_capacity(file.internal_domains.len());
-    for entry in &file.internal_domains {
+    let deserialize_error = |error: toml::de::Error| parse_error(one_line(&error.to_string()));
+    let (domains, routing) = if version == 1 {
+        let file: PolicyFile = toml::Value::Table(table)
+            .try_into()
+            .map_err(deserialize_error)?;
+        (file.internal_domains, Routing::default())
+    } else {
+        let file: PolicyFileV2 = toml::Value::Table(table)
+            .try_into()
+            .map_err(deserialize_error)?;
+        let defaults = Routing::default();
+        let routing = Routing {
+            routine: file.routing.routine.unwrap_or(defaults.routine),
+            phi: file.routing.phi.unwrap_or(defaults.phi),
+            restricted: file.routing.restricted.unwrap_or(defaults.restricted),
+            default_sensitivity: file
+                .default_sensitivity
+                .unwrap_or(defaults.default_sensitivity),
+        };
+        for sensitivity in Sensitivity::ALL {
+            if routing.rule(sensitivity).methods.is_empty() {
+                return Err(parse_error(format!(
+                    "[routing.{}] lists no methods; list at least one, such as \"smime\"",
+                    serde_json::to_value(sensitivity)
+                        .ok()
+                        .and_then(|value| value.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                )));
+            }
+        }
+        (file.internal_domains, routing)
+    };
+    let mut internal_domains: Vec<String> = Vec::with_capacity(domains.len());
+    for entry in &domains {
         let domain = check_domain(entry).map_err(|reason| PolicyError::InvalidDomain {
             path: path.to_owned(),
             value: entry.clone(),
@@ -236,6 +303,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     Ok(Policy {
         path: path.to_owned(),
         internal_domains,
+        version,
+        routing,
     })
 }
 
@@ -301,6 +370,46 @@ mod tests {
             path,
             from_env: false,
         }
+    }
+
+    #[test]
+    fn policy_version_two_routing() {
+        let policy = parse(
+            Path::new("p.toml"),
+            "version = 2\ndefault_sensitivity = \"restricted\"\n\
+             [routing.phi]\nmethods = [\"openpgp\", \"tls\"]\naccept_tls_offered = true\n\
+             otherwise = \"block\"\n",
+        )
+        .unwrap();
+        assert_eq!(policy.routing.default_sensitivity, Sensitivity::Restricted);
+        assert_eq!(
+            policy.routing.phi.methods,
+            vec![crate::route::Method::Openpgp, crate::route::Method::Tls]
+        );
+        assert!(policy.routing.phi.accept_tls_offered);
+        assert_eq!(policy.routing.restricted, Routing::default().restricted);
+    }
+
+    #[test]
+    fn policy_routing_typo_rejected() {
+        let error = parse(
+            Path::new("p.toml"),
+            "version = 2\n[routing.phi]\nmethods = [\"smime\", \"tsl\"]\notherwise = \"block\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("tsl"), "{error}");
+
+        let empty = parse(
+            Path::new("p.toml"),
+            "version = 2\n[routing.restricted]\nmethods = []\notherwise = \"block\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            empty.contains("[routing.restricted] lists no methods"),
+            "{empty}"
+        );
     }
 
     #[test]
@@ -389,9 +498,9 @@ mod tests {
 
     #[test]
     fn policy_newer_version_rejected_before_keys() {
-        let error = parse(Path::new("p.toml"), "version = 2\nroutes = []\n").unwrap_err();
+        let error = parse(Path::new("p.toml"), "version = 3\nroutes = []\n").unwrap_err();
         assert!(
-            matches!(error, PolicyError::UnsupportedVersion { found: 2, .. }),
+            matches!(error, PolicyError::UnsupportedVersion { found: 3, .. }),
             "{error:?}"
         );
     }

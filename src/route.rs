@@ -1,0 +1,482 @@
+//! The route plan: for each recipient of a message, the delivery method
+//! the clinic policy allows for the message's sensitivity, or "blocked"
+//! with the reason.
+//!
+//! The policy lists, per sensitivity, the acceptable methods in order of
+//! preference and what happens to a recipient who can receive none of them
+//! (the portal, or a block). Evaluation is pure: it takes what is known
+//! about each recipient ([`Capabilities`]) and never does I/O, so typing in
+//! the composer re-plans at once and the result is the same in the window
+//! and on the command line.
+
+use serde::{Deserialize, Serialize};
+
+/// How sensitive a message is, chosen in the composer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sensitivity {
+    /// Ordinary correspondence without health information.
+    Routine,
+    /// Protected health information.
+    #[default]
+    Phi,
+    /// The most sensitive: psychiatric, HIV, genetic, legal.
+    Restricted,
+}
+
+impl Sensitivity {
+    /// Every sensitivity, least sensitive first.
+    pub const ALL: [Sensitivity; 3] = [Self::Routine, Self::Phi, Self::Restricted];
+
+    /// Returns the word shown to the user.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Routine => "Routine",
+            Self::Phi => "PHI",
+            Self::Restricted => "Restricted",
+        }
+    }
+}
+
+impl std::fmt::Display for Sensitivity {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.label())
+    }
+}
+
+impl std::str::FromStr for Sensitivity {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "routine" => Ok(Self::Routine),
+            "phi" => Ok(Self::Phi),
+            "restricted" => Ok(Self::Restricted),
+            _ => Err(format!(
+                "unknown sensitivity {text:?}: use routine, phi or restricted"
+            )),
+        }
+    }
+}
+
+/// A way one recipient's copy can travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Encrypted to the recipient's OpenPGP certificate.
+    Openpgp,
+    /// Encrypted to the recipient's S/MIME certificate.
+    Smime,
+    /// The recipient is in one of the clinic's own domains, so the copy
+    /// stays on the clinic's servers.
+    Internal,
+    /// SMTP with TLS that is enforced (MTA-STS enforce or DANE), or only
+    /// offered when the rule accepts that.
+    Tls,
+    /// SMTP without evidence that the recipient's servers use TLS.
+    TlsUnverified,
+    /// The clinic's secure portal.
+    Portal,
+}
+
+impl Method {
+    /// Returns the word shown on the recipient chip.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Openpgp => "OpenPGP",
+            Self::Smime => "S/MIME",
+            Self::Internal => "Internal",
+            Self::Tls => "TLS",
+            Self::TlsUnverified => "TLS not verified",
+            Self::Portal => "Portal",
+        }
+    }
+}
+
+/// What happens to a recipient who can receive none of the acceptable
+/// methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Otherwise {
+    /// Send that copy through the portal when it is configured, else block.
+    Portal,
+    /// Block the message until the recipient is removed or can receive an
+    /// acceptable method.
+    Block,
+}
+
+/// The rule for one sensitivity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Acceptable methods, preferred first.
+    pub methods: Vec<Method>,
+    /// Whether "TLS offered" (STARTTLS seen, nothing enforcing it) counts
+    /// as [`Method::Tls`].
+    #[serde(default)]
+    pub accept_tls_offered: bool,
+    /// What happens below the acceptable methods.
+    pub otherwise: Otherwise,
+}
+
+/// The rules for every sensitivity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Routing {
+    /// Routine messages.
+    pub routine: Rule,
+    /// PHI.
+    pub phi: Rule,
+    /// Restricted.
+    pub restricted: Rule,
+    /// The sensitivity a new message starts with.
+    pub default_sensitivity: Sensitivity,
+}
+
+impl Default for Routing {
+    /// The rules without a clinic policy: routine mail goes by any method,
+    /// PHI needs encryption, internal delivery or enforced TLS, and
+    /// restricted mail needs end-to-end encryption. Below that, the portal,
+    /// and a block while no portal is configured.
+    fn default() -> Self {
+        use Method::*;
+        Self {
+            routine: Rule {
+                methods: vec![Openpgp, Smime, Internal, Tls, TlsUnverified],
+                accept_tls_offered: true,
+                otherwise: Otherwise::Block,
+            },
+            phi: Rule {
+                methods: vec![Smime, Openpgp, Internal, Tls],
+                accept_tls_offered: false,
+                otherwise: Otherwise::Portal,
+            },
+            restricted: Rule {
+                methods: vec![Smime, Openpgp],
+                accept_tls_offered: false,
+                otherwise: Otherwise::Portal,
+            },
+            default_sensitivity: Sensitivity::Phi,
+        }
+    }
+}
+
+impl Routing {
+    /// Returns the rule for a sensitivity.
+    pub fn rule(&self, sensitivity: Sensitivity) -> &Rule {
+        match sensitivity {
+            Sensitivity::Routine => &self.routine,
+            Sensitivity::Phi => &self.phi,
+            Sensitivity::Restricted => &self.restricted,
+        }
+    }
+}
+
+/// What TLS the recipient's domain is known to use beyond the clinic's own
+/// submission server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsClass {
+    /// MTA-STS in enforce mode or valid DANE.
+    Enforced,
+    /// Every MX offers STARTTLS, nothing enforces it.
+    Offered,
+    /// Some MX lacks STARTTLS.
+    NotOffered,
+    /// Not known (no MX found, probe blocked, lookup failed).
+    Unknown,
+}
+
+/// What is known about one recipient, with a short evidence sentence per
+/// available method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// The recipient's address.
+    pub address: String,
+    /// Evidence of a usable OpenPGP certificate, such as its fingerprint
+    /// and source.
+    pub openpgp: Option<String>,
+    /// Evidence of a usable S/MIME certificate.
+    pub smime: Option<String>,
+    /// The TLS class of the recipient's domain.
+    pub tls: TlsClass,
+    /// Evidence behind the TLS class (MX hosts, MTA-STS mode, DANE).
+    pub tls_evidence: String,
+    /// Whether the clinic's portal can take this recipient's copy.
+    pub portal: bool,
+}
+
+impl Capabilities {
+    /// Returns capabilities with nothing known, for a recipient not yet
+    /// assessed.
+    pub fn unknown(address: &str) -> Self {
+        Self {
+            address: address.to_owned(),
+            openpgp: None,
+            smime: None,
+            tls: TlsClass::Unknown,
+            tls_evidence: "not assessed yet".to_owned(),
+            portal: false,
+        }
+    }
+}
+
+/// One recipient's route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// The recipient's address.
+    pub address: String,
+    /// The method chosen, or `None` when the recipient is blocked.
+    pub method: Option<Method>,
+    /// Why: the evidence for the method, or what is missing.
+    pub reason: String,
+}
+
+/// The route plan of one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoutePlan {
+    /// The sensitivity the plan was made for.
+    pub sensitivity: Sensitivity,
+    /// One route per recipient, in the order given.
+    pub routes: Vec<Route>,
+}
+
+impl RoutePlan {
+    /// Returns whether any recipient is blocked, which disables Send.
+    pub fn blocked(&self) -> bool {
+        self.routes.iter().any(|route| route.method.is_none())
+    }
+
+    /// Returns the summary line, for example "3 recipients: 1 S/MIME, 1
+    /// OpenPGP, 1 TLS".
+    pub fn summary(&self) -> String {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for route in &self.routes {
+            let label = route
+                .method
+                .map_or("blocked".to_owned(), |method| method.label().to_owned());
+            match counts.iter_mut().find(|(name, _)| *name == label) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((label, 1)),
+            }
+        }
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(label, count)| format!("{count} {label}"))
+            .collect();
+        let noun = if self.routes.len() == 1 {
+            "recipient"
+        } else {
+            "recipients"
+        };
+        format!("{} {noun}: {}", self.routes.len(), parts.join(", "))
+    }
+}
+
+/// Plans every recipient's route for a message of `sensitivity`.
+pub fn plan(
+    routing: &Routing,
+    internal_domains: &[String],
+    sensitivity: Sensitivity,
+    recipients: &[Capabilities],
+) -> RoutePlan {
+    let rule = routing.rule(sensitivity);
+    let routes = recipients
+        .iter()
+        .map(|recipient| route(rule, internal_domains, sensitivity, recipient))
+        .collect();
+    RoutePlan {
+        sensitivity,
+        routes,
+    }
+}
+
+fn route(
+    rule: &Rule,
+    internal_domains: &[String],
+    sensitivity: Sensitivity,
+    recipient: &Capabilities,
+) -> Route {
+    let domain = recipient
+        .address
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.to_ascii_lowercase())
+        .unwrap_or_default();
+    let is_internal = internal_domains.contains(&domain);
+    for method in &rule.methods {
+        let evidence = match method {
+            Method::Openpgp => recipient.openpgp.clone(),
+            Method::Smime => recipient.smime.clone(),
+            Method::Internal => {
+                is_internal.then(|| format!("{domain} is one of the clinic's own domains"))
+            }
+            Method::Tls => match recipient.tls {
+                TlsClass::Enforced => Some(format!("TLS enforced: {}", recipient.tls_evidence)),
+                TlsClass::Offered if rule.accept_tls_offered => {
+                    Some(format!("TLS offered: {}", recipient.tls_evidence))
+                }
+                _ => None,
+            },
+            Method::TlsUnverified => Some(format!(
+                "TLS beyond the clinic's server is not verified: {}",
+                recipient.tls_evidence
+            )),
+            Method::Portal => recipient
+                .portal
+                .then(|| "the clinic's secure portal".to_owned()),
+        };
+        if let Some(reason) = evidence {
+            return Route {
+                address: recipient.address.clone(),
+                method: Some(*method),
+                reason,
+            };
+        }
+    }
+    if rule.otherwise == Otherwise::Portal && recipient.portal {
+        return Route {
+            address: recipient.address.clone(),
+            method: Some(Method::Portal),
+            reason: format!(
+                "no method the policy accepts for {sensitivity} mail, so the copy goes through \
+                 the clinic's secure portal"
+            ),
+        };
+    }
+    Route {
+        address: recipient.address.clone(),
+        method: None,
+        reason: blocked_reason(rule, sensitivity, recipient),
+    }
+}
+
+/// Says what the policy needs and what the recipient lacks.
+fn blocked_reason(rule: &Rule, sensitivity: Sensitivity, recipient: &Capabilities) -> String {
+    let wanted: Vec<&str> = rule.methods.iter().map(|method| method.label()).collect();
+    let tls = match recipient.tls {
+        TlsClass::Enforced => "TLS enforced",
+        TlsClass::Offered => "TLS offered but not enforced",
+        TlsClass::NotOffered => "TLS not offered by every mail server",
+        TlsClass::Unknown => "TLS unknown",
+    };
+    let portal = if rule.otherwise == Otherwise::Portal {
+        "; the secure portal is not configured"
+    } else {
+        ""
+    };
+    format!(
+        "{sensitivity} mail needs {}; this recipient has no usable key or certificate and \
+         their domain has {tls} ({}){portal}. Remove the recipient, lower the sensitivity if \
+         the message allows it, or import their key",
+        wanted.join(" or "),
+        recipient.tls_evidence
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capabilities(address: &str) -> Capabilities {
+        Capabilities {
+            tls_evidence: "mx.example.org".into(),
+            ..Capabilities::unknown(address)
+        }
+    }
+
+    #[test]
+    fn phi_prefers_smime_then_openpgp() {
+        let mut both = capabilities("a@lab.example");
+        both.smime = Some("certificate 01:02".into());
+        both.openpgp = Some("key ABCD".into());
+        let mut pgp_only = capabilities("b@lab.example");
+        pgp_only.openpgp = Some("key EF01".into());
+
+        let plan = plan(
+            &Routing::default(),
+            &[],
+            Sensitivity::Phi,
+            &[both, pgp_only],
+        );
+
+        assert_eq!(plan.routes[0].method, Some(Method::Smime));
+        assert_eq!(plan.routes[1].method, Some(Method::Openpgp));
+        assert!(!plan.blocked());
+        assert_eq!(plan.summary(), "2 recipients: 1 S/MIME, 1 OpenPGP");
+    }
+
+    #[test]
+    fn phi_with_tls_offered_only_is_blocked() {
+        let mut offered = capabilities("c@insurer.example");
+        offered.tls = TlsClass::Offered;
+
+        let plan = plan(&Routing::default(), &[], Sensitivity::Phi, &[offered]);
+
+        assert!(plan.blocked());
+        let reason = &plan.routes[0].reason;
+        assert!(reason.contains("PHI mail needs"), "{reason}");
+        assert!(reason.contains("TLS offered"), "{reason}");
+        assert!(reason.contains("portal is not configured"), "{reason}");
+    }
+
+    #[test]
+    fn enforced_tls_carries_phi_and_routine_takes_anything() {
+        let mut enforced = capabilities("d@bank.example");
+        enforced.tls = TlsClass::Enforced;
+        let unknown = capabilities("e@far.example");
+
+        let phi = plan(
+            &Routing::default(),
+            &[],
+            Sensitivity::Phi,
+            &[enforced.clone()],
+        );
+        let routine = plan(&Routing::default(), &[], Sensitivity::Routine, &[unknown]);
+
+        assert_eq!(phi.routes[0].method, Some(Method::Tls));
+        assert_eq!(routine.routes[0].method, Some(Method::TlsUnverified));
+    }
+
+    #[test]
+    fn internal_domain_routes_internally() {
+        let colleague = capabilities("f@Clinic.Example");
+        let internal = vec!["clinic.example".to_owned()];
+
+        let phi = plan(
+            &Routing::default(),
+            &internal,
+            Sensitivity::Phi,
+            std::slice::from_ref(&colleague),
+        );
+        let restricted = plan(
+            &Routing::default(),
+            &internal,
+            Sensitivity::Restricted,
+            &[colleague],
+        );
+
+        assert_eq!(phi.routes[0].method, Some(Method::Internal));
+        assert!(restricted.blocked());
+    }
+
+    #[test]
+    fn portal_takes_what_the_methods_cannot() {
+        let mut patient = capabilities("g@mail.example");
+        patient.portal = true;
+
+        let plan = plan(
+            &Routing::default(),
+            &[],
+            Sensitivity::Restricted,
+            &[patient],
+        );
+
+        assert_eq!(plan.routes[0].method, Some(Method::Portal));
+    }
+
+    #[test]
+    fn sensitivity_parses_and_rejects() {
+        assert_eq!("PHI".parse::<Sensitivity>(), Ok(Sensitivity::Phi));
+        let error = "secret".parse::<Sensitivity>().unwrap_err();
+        assert!(error.contains("routine, phi or restricted"), "{error}");
+    }
+}

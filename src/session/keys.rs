@@ -4,9 +4,9 @@
 //! incoming mail, and writing protected messages.
 //!
 //! A key that arrives without the user choosing it (Autocrypt, WKD) and
-//! would replace another key for the same address is stored, but not used
-//! until the user accepts it on the Keys screen, so a changed key is never
-//! trusted silently.
+//! would replace another key for the same address is stored but not used.
+//! It waits until the user accepts it on the Keys screen, so a changed key
+//! is never trusted silently.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};

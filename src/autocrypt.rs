@@ -1,8 +1,8 @@
 //! The Autocrypt header (Autocrypt Level 1, section 2.1): reading a
 //! correspondent's key from incoming mail and writing the user's own.
 //!
-//! Written here rather than taken from a crate because no maintained Rust
-//! crate covers it; the format is one header field of three attributes.
+//! Written here rather than taken from a crate, because no maintained Rust
+//! crate covers it. The format is one header field of three attributes.
 
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::{HeaderName, MessageParser};
@@ -10,9 +10,9 @@ use mail_parser::{HeaderName, MessageParser};
 /// A valid Autocrypt header of an incoming message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// The address the key is for, lower-case; it equals the From address.
+    /// The address the key is for, lower-case. It equals the From address.
     pub address: String,
-    /// Whether the sender asks for encryption by default.
+    /// The sender's request to encrypt by default (`prefer-encrypt=mutual`).
     pub prefer_encrypt: bool,
     /// The binary OpenPGP certificate.
     pub keydata: Vec<u8>,
@@ -30,10 +30,10 @@ pub enum Found {
 /// Reads the Autocrypt header of a raw message, with the message's
 /// effective date (section 2.3: the Date header, but not in the future).
 ///
-/// Returns `(Found::None, date)` when the message has no From address or
-/// more than one, no Autocrypt header or more than one, an `addr` other
-/// than From, or an unknown critical attribute: the specification says to
-/// treat all these as no header.
+/// Returns `Found::None` when the message has no From address or more
+/// than one, no Autocrypt header or more than one, an `addr` other than
+/// From, or an unknown critical attribute. The specification treats all
+/// these as no header.
 pub fn read(raw: &[u8], now: i64) -> (Found, Option<String>, i64) {
     let Some(message) = MessageParser::default().parse_headers(raw) else {
         return (Found::None, None, now);
@@ -67,11 +67,20 @@ pub fn read(raw: &[u8], now: i64) -> (Found, Option<String>, i64) {
 }
 
 /// Parses the value of one Autocrypt header field.
+///
+/// Returns `None` when `addr` or `keydata` is missing, the key data is not
+/// base64, or a critical attribute (one whose name does not begin with an
+/// underscore) is unknown. Whitespace inside the key data, left by
+/// folding, is ignored.
 pub fn parse(value: &str) -> Option<Header> {
     let mut address = None;
     let mut prefer_encrypt = false;
     let mut keydata = None;
-    for attribute in value.split(';') {
+    // A trailing semicolon leaves an empty attribute, which carries nothing.
+    let attributes = value
+        .split(';')
+        .filter(|attribute| !attribute.trim().is_empty());
+    for attribute in attributes {
         let (name, content) = attribute.trim().split_once('=')?;
         let name = name.trim();
         match name {
@@ -149,6 +158,23 @@ mod tests {
         assert!(parse("addr=a@b.example; keydata=AQ==; color=red").is_none());
         assert!(parse("addr=a@b.example; keydata=AQ==; _color=red").is_some());
         assert!(parse("addr=a@b.example").is_none());
+    }
+
+    #[test]
+    fn trailing_semicolon_is_accepted() {
+        let header = parse("addr=a@b.example; keydata=AQ==;").unwrap();
+        assert_eq!(header.keydata, vec![1]);
+    }
+
+    #[test]
+    fn folded_keydata_is_decoded() {
+        let header = parse("addr=a@b.example; keydata=\r\n AQID\r\n\t+g==").unwrap();
+        assert_eq!(header.keydata, vec![1, 2, 3, 250]);
+    }
+
+    #[test]
+    fn invalid_keydata_rejects_header() {
+        assert!(parse("addr=a@b.example; keydata=AQ*!").is_none());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Writing a protected message: the draft's content becomes the
-//! cryptographic payload with its header fields protected (RFC 9788), a
+//! Writing a protected message. The draft's content becomes the
+//! cryptographic payload, with its header fields protected (RFC 9788). A
 //! [`Sealer`] signs or encrypts it (PGP/MIME per RFC 3156, or S/MIME per
 //! RFC 8551), and the outer header section is added around the result.
 //!
@@ -9,8 +9,8 @@
 //! encrypted, "clear" when only signed. When encrypted, the outer Subject is
 //! replaced with "[...]" and the payload records every outer field in an
 //! HP-Outer field, so a reader can tell what the transport saw. No legacy
-//! display element is written: the readers this client targets show the
-//! protected Subject.
+//! display element is written, because the readers this client targets
+//! show the protected Subject.
 
 use thiserror::Error;
 
@@ -33,7 +33,7 @@ const PROTECTED_FIELDS: [&str; 8] = [
     "references",
 ];
 
-/// How a message is protected.
+/// The protection requested for a message: signing, encryption or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Protection {
     /// Sign the payload.
@@ -47,7 +47,7 @@ pub struct Protection {
 /// Both methods take and return a MIME entity in CRLF form: its
 /// Content-* header fields, a blank line and its body.
 pub trait Sealer {
-    /// Wraps `entity` as the protection asks: signed, encrypted, or both
+    /// Wraps `entity` as `protection` requests: signed, encrypted, or both
     /// (signed inside the encryption).
     fn seal(&mut self, entity: &[u8], protection: Protection) -> Result<Vec<u8>, SealError>;
 }
@@ -58,7 +58,7 @@ pub enum SealError {
     /// The draft itself cannot be written.
     #[error(transparent)]
     Compose(#[from] ComposeError),
-    /// Neither signing nor encryption was asked for.
+    /// Neither signing nor encryption was requested.
     #[error("nothing to protect: choose Sign, Encrypt or both")]
     NothingToDo,
     /// The cryptographic layer failed.
@@ -67,7 +67,7 @@ pub enum SealError {
 }
 
 /// Writes `draft` protected by `sealer`, for SMTP submission with CRLF
-/// line ends. `outer_extra` holds complete header fields (with their CRLF)
+/// line ends. `outer_extra` contains complete header fields (with their CRLF)
 /// to add to the outer header section, such as an Autocrypt field.
 pub fn write(
     draft: &Draft,
@@ -167,7 +167,7 @@ fn split_message(message: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// Splits a header section into fields; continuation lines stay with the
+/// Splits a header section into fields. Continuation lines stay with the
 /// field they continue.
 fn header_fields(header: &[u8]) -> Vec<Field<'_>> {
     let mut starts = Vec::new();
@@ -256,11 +256,12 @@ impl Sealer for OpenpgpSealer {
     }
 }
 
-/// Seals with S/MIME (RFC 8551): sign first, with the full chain held,
-/// then encrypt to every recipient and the sender (section 3.7, signing
-/// inside encryption), AES-256-GCM when every recipient reads it.
+/// Seals with S/MIME (RFC 8551). It signs first, including the full
+/// chain, then encrypts to every recipient and the sender (section 3.7,
+/// signing inside encryption), with AES-256-GCM when every recipient
+/// supports it.
 pub struct SmimeSealer {
-    /// The sender's identity: signs, and receives a copy.
+    /// The sender's identity, which signs and receives a copy.
     pub identity: crate::smime::Identity,
     /// Certificates to encrypt to, the sender's own not included.
     pub recipients: Vec<crate::smime::RecipientCertificate>,

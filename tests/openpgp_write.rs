@@ -59,13 +59,15 @@ async fn correspondent(session: &Session, address: &str) -> Gnupg {
 }
 
 #[tokio::test]
-async fn encrypted_signed_mail_reaches_gnupg_and_stays_readable_for_sender() {
+async fn encrypted_mail_gnupg_and_sender() {
     let (_dir, session, _) = open("pgpw-send").await;
     let own = session
         .generate_openpgp(Suite::Cv25519, Some(Duration::from_secs(86_400 * 30)))
         .await
         .unwrap();
-    assert!(own.can_sign && own.can_encrypt && own.expires.is_some());
+    assert!(own.can_sign);
+    assert!(own.can_encrypt);
+    assert!(own.expires.is_some());
 
     let peer_user = support::user("pgpw-peer");
     let peer = format!("{peer_user}@example.org");
@@ -140,7 +142,7 @@ fn armored_block(raw: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn signed_only_mail_verifies_with_gnupg() {
+async fn signed_mail_verifies_in_gnupg() {
     let (_dir, session, _) = open("pgpw-sign").await;
     let own = session
         .generate_openpgp(Suite::Rsa4096, None)
@@ -210,7 +212,7 @@ fn split_signed(raw: &[u8]) -> (Vec<u8>, Vec<u8>) {
 }
 
 #[tokio::test]
-async fn passphrase_key_must_be_unlocked_to_sign_and_read() {
+async fn locked_key_needs_unlock() {
     let (_dir, session, user) = open("pgpw-lock").await;
     let address = format!("{user}@example.org");
     let gpg = Gnupg::new();
@@ -279,10 +281,11 @@ async fn passphrase_key_must_be_unlocked_to_sign_and_read() {
     assert!(report.decrypted, "{report:?}");
     assert!(report.locked_keys.is_empty());
     let keys = session.openpgp_keys().await.unwrap();
-    assert!(
-        keys.iter()
-            .any(|k| k.info.fingerprint == fingerprint && k.unlocked)
-    );
+    let key = keys
+        .iter()
+        .find(|k| k.info.fingerprint == fingerprint)
+        .expect("the unlocked key is listed");
+    assert!(key.unlocked);
 
     session.lock_openpgp();
     let report = session.inspect(message).await.unwrap();
@@ -290,7 +293,7 @@ async fn passphrase_key_must_be_unlocked_to_sign_and_read() {
 }
 
 #[tokio::test]
-async fn changed_key_from_autocrypt_is_held_back_until_accepted() {
+async fn autocrypt_key_change_held_back() {
     let (_dir, session, _) = open("pgpw-change").await;
     session
         .generate_openpgp(Suite::Cv25519, None)
@@ -362,7 +365,7 @@ async fn changed_key_from_autocrypt_is_held_back_until_accepted() {
 }
 
 #[tokio::test]
-async fn missing_recipient_key_and_bcc_are_refused_with_reasons() {
+async fn missing_key_and_bcc_rejected() {
     let (_dir, session, _) = open("pgpw-refuse").await;
     session
         .generate_openpgp(Suite::Cv25519, None)
@@ -399,7 +402,7 @@ async fn missing_recipient_key_and_bcc_are_refused_with_reasons() {
 }
 
 #[tokio::test]
-async fn revoked_key_no_longer_signs_and_exports_its_revocation() {
+async fn revoked_key_stops_signing() {
     let (_dir, session, _) = open("pgpw-revoke").await;
     let own = session
         .generate_openpgp(Suite::Cv25519, None)
@@ -409,7 +412,9 @@ async fn revoked_key_no_longer_signs_and_exports_its_revocation() {
         .revoke_openpgp(own.fingerprint.clone())
         .await
         .unwrap();
-    assert!(revoked.revoked && !revoked.can_sign && !revoked.can_encrypt);
+    assert!(revoked.revoked);
+    assert!(!revoked.can_sign);
+    assert!(!revoked.can_encrypt);
 
     let signing = session
         .build_protected(
@@ -442,7 +447,7 @@ async fn revoked_key_no_longer_signs_and_exports_its_revocation() {
 }
 
 #[tokio::test]
-async fn unprotected_text_next_to_signed_part_is_read_apart() {
+async fn mixed_message_read_apart() {
     let (_dir, session, _) = open("pgpw-mixed").await;
     let lab = format!("{}@example.org", support::user("pgpw-mixlab"));
     let gpg = correspondent(&session, &lab).await;

@@ -46,8 +46,8 @@ impl std::str::FromStr for Suite {
 
 /// Generates a key for `address`: a certification primary key with a
 /// signing subkey and an encryption subkey, valid for `validity` (none
-/// means no expiry). The secret parts are not encrypted; the caller keeps
-/// them in the encrypted store.
+/// means no expiry). The secret parts are not encrypted, so the caller
+/// must keep them in the encrypted store.
 pub fn generate(
     name: Option<&str>,
     address: &str,
@@ -256,6 +256,8 @@ pub fn addresses(cert: &Cert) -> Vec<String> {
         .filter_map(|user_id| user_id.userid().email().ok().flatten())
         .map(|email| email.to_lowercase())
         .collect();
+    // `dedup` removes only adjacent repeats, so sort first.
+    addresses.sort_unstable();
     addresses.dedup();
     addresses
 }

@@ -18,7 +18,7 @@ const COPIED_FIELDS: [&str; 6] = ["from", "to", "cc", "date", "subject", "messag
 /// One direct part of the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
-    /// Whether the part is signed or encrypted (S/MIME or OpenPGP).
+    /// True when the part is signed or encrypted (S/MIME or OpenPGP).
     pub protected: bool,
     /// The part as a message of its own: outer header fields, then the
     /// part's own header and body.

@@ -4,12 +4,12 @@
 //! incoming mail, and writing protected messages.
 //!
 //! A key that arrives without the user choosing it (Autocrypt, WKD) and
-//! would replace another key for the same address is stored, but not used
-//! until the user accepts it on the Keys screen: a changed key is never
-//! trusted silently.
+//! would replace another key for the same address is stored but not used.
+//! It waits until the user accepts it on the Keys screen, so a changed key
+//! is never trusted silently.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use sequoia_openpgp as pgp;
 
@@ -23,40 +23,72 @@ use crate::compose::Draft;
 use crate::openpgp::{self, KeyInfo, Keyring, OpenpgpError, Suite};
 use crate::protected::{self, OpenpgpSealer, Protection, SealError};
 use crate::secret::Secret;
+use crate::smime::SmimeError;
 use crate::store::{AutocryptPeer, OpenpgpState, Store};
 
-/// Secret keys unlocked with their passphrase, kept in memory only and
-/// forgotten after the configured time.
+/// Secret keys unlocked with their passphrase, by primary fingerprint,
+/// kept in memory only and forgotten after the configured time.
 #[derive(Default)]
 pub(super) struct UnlockCache {
-    entries: HashMap<String, (Instant, Vec<Key<SecretParts, UnspecifiedRole>>)>,
+    entries: HashMap<String, (Expiry, Vec<Key<SecretParts, UnspecifiedRole>>)>,
 }
 
 impl UnlockCache {
+    /// Drops the expired entries and returns copies of the remaining keys.
     fn live(&mut self) -> Vec<Key<SecretParts, UnspecifiedRole>> {
-        let now = Instant::now();
-        self.entries.retain(|_, (until, _)| *until > now);
+        self.entries.retain(|_, (expiry, _)| !expiry.passed());
         self.entries
             .values()
             .flat_map(|(_, keys)| keys.iter().cloned())
             .collect()
+    }
+
+    /// Drops the expired entries and returns the primary fingerprints of
+    /// the remaining ones.
+    fn live_fingerprints(&mut self) -> Vec<String> {
+        self.entries.retain(|_, (expiry, _)| !expiry.passed());
+        self.entries.keys().cloned().collect()
+    }
+}
+
+/// The end of an unlock period, on two clocks.
+///
+/// `Instant` on Linux does not advance while the machine is suspended, so
+/// alone it would keep a key unlocked for the whole suspension. The wall
+/// clock does advance but can be set back, so the period ends at whichever
+/// deadline comes first.
+struct Expiry {
+    monotonic: Instant,
+    wall: SystemTime,
+}
+
+impl Expiry {
+    fn after(period: Duration) -> Self {
+        Self {
+            monotonic: Instant::now() + period,
+            wall: SystemTime::now() + period,
+        }
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= self.monotonic || SystemTime::now() >= self.wall
     }
 }
 
 /// One OpenPGP certificate with what the user decided about it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OpenpgpKey {
-    /// What the certificate says.
+    /// The certificate's description.
     #[serde(flatten)]
     pub info: KeyInfo,
-    /// Where it came from: "imported", "generated", "wkd" or "autocrypt".
+    /// The origin: "imported", "generated", "wkd" or "autocrypt".
     pub source: String,
-    /// Whether the user marked the fingerprint as verified.
+    /// True when the user marked the fingerprint as verified.
     pub verified: bool,
     /// While set, this key would replace the named one for the same
     /// address and is not used until the user accepts the change.
     pub replaces: Option<String>,
-    /// Whether the unlocked secret key is cached now.
+    /// True while the unlocked secret key is cached.
     pub unlocked: bool,
 }
 
@@ -98,7 +130,8 @@ impl Session {
         unblock(move || session.openpgp_keys_now()).await
     }
 
-    /// The blocking part of [`Session::openpgp_keys`].
+    /// Lists the certificates as [`Session::openpgp_keys`] does, on the
+    /// calling thread.
     pub fn openpgp_keys_now(&self) -> Result<Vec<OpenpgpKey>, SessionError> {
         let keyring = self.openpgp_keyring_now()?;
         let states: HashMap<String, OpenpgpState> = self
@@ -107,14 +140,11 @@ impl Session {
             .into_iter()
             .map(|state| (state.fingerprint.clone(), state))
             .collect();
-        let cached: Vec<String> = self
+        let cached = self
             .unlocked
             .lock()
             .map_err(|_| SessionError::Task("the key cache is poisoned".into()))?
-            .entries
-            .keys()
-            .cloned()
-            .collect();
+            .live_fingerprints();
         let mut keys: Vec<OpenpgpKey> = keyring
             .certificates()
             .iter()
@@ -259,7 +289,7 @@ impl Session {
             let count = keys.len();
             let minutes = u64::from(session.config.crypto.unlock_minutes);
             if minutes > 0 {
-                let until = Instant::now() + Duration::from_secs(minutes * 60);
+                let expiry = Expiry::after(Duration::from_secs(minutes * 60));
                 let primary = keyring
                     .certificate(&fingerprint)
                     .map_or(fingerprint.clone(), |cert| cert.fingerprint().to_hex());
@@ -268,7 +298,7 @@ impl Session {
                     .lock()
                     .map_err(|_| SessionError::Task("the key cache is poisoned".into()))?
                     .entries
-                    .insert(primary, (until, keys));
+                    .insert(primary, (expiry, keys));
             }
             Ok(count)
         })
@@ -277,9 +307,13 @@ impl Session {
 
     /// Forgets every unlocked key now.
     pub fn lock_openpgp(&self) {
-        if let Ok(mut cache) = self.unlocked.lock() {
-            cache.entries.clear();
-        }
+        // A panic elsewhere while the lock was held must not keep the keys
+        // in memory, so a poisoned cache is cleared too.
+        let mut cache = self
+            .unlocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.entries.clear();
     }
 
     /// Stores certificates found by a WKD lookup for `address`. A key that
@@ -330,7 +364,7 @@ impl Session {
     ///
     /// Every recipient needs a usable key or certificate for `method`
     /// when encrypting, and so does the sender, whose copy in Sent must
-    /// stay readable. Bcc recipients are refused when encrypting, because
+    /// stay readable. Bcc recipients are rejected when encrypting, because
     /// their keys would be visible to every other recipient.
     pub async fn build_protected(
         self: &std::sync::Arc<Self>,
@@ -426,8 +460,8 @@ impl Session {
         Err(SealError::Crypto(format!("cannot encrypt to {address}: {reason}")).into())
     }
 
-    /// Writes an S/MIME message: the user's identity signs and receives a
-    /// copy; each recipient needs a usable certificate when encrypting.
+    /// Writes an S/MIME message. The user's identity signs and receives a
+    /// copy, and each recipient needs a usable certificate when encrypting.
     async fn build_smime(
         &self,
         draft: Draft,
@@ -442,12 +476,15 @@ impl Session {
         let mut recipients = Vec::new();
         if protection.encrypt {
             for address in draft.envelope_recipients() {
-                let certificate =
-                    self.smime_recipient_certificate(&address)
-                        .await
-                        .map_err(|error| {
-                            SealError::Crypto(format!("cannot encrypt to {address}: {error}"))
-                        })?;
+                let certificate = self.smime_recipient_certificate(&address).await.map_err(
+                    |error| match error {
+                        // Its text names the address already: wrapping it
+                        // would repeat "cannot encrypt to".
+                        SessionError::Smime(SmimeError::NoUsableCertificate { .. }) => error,
+                        other => SealError::Crypto(format!("cannot encrypt to {address}: {other}"))
+                            .into(),
+                    },
+                )?;
                 recipients.push(certificate);
             }
         }
@@ -474,6 +511,7 @@ pub(super) fn note_autocrypt(store: &Store, me: &Account, raw: &[u8]) -> Result<
     if from == me.address.to_lowercase() {
         return Ok(());
     }
+
     let account = &me.id;
     let previous = store.autocrypt_peer(account, &from)?;
     if previous
@@ -482,6 +520,7 @@ pub(super) fn note_autocrypt(store: &Store, me: &Account, raw: &[u8]) -> Result<
     {
         return Ok(());
     }
+
     let mut probe = Keyring::new();
     let Ok(fingerprints) = probe.import(&header.keydata) else {
         tracing::warn!(account = %account, "Autocrypt header with an unreadable key ignored");
@@ -491,6 +530,7 @@ pub(super) fn note_autocrypt(store: &Store, me: &Account, raw: &[u8]) -> Result<
         return Ok(());
     };
     let fingerprint = fingerprint.to_hex();
+
     store_correspondent_key(
         store,
         account,
@@ -572,5 +612,27 @@ fn now() -> i64 {
 impl From<SealError> for SessionError {
     fn from(error: SealError) -> Self {
         SessionError::Seal(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlock_expires_after_suspend() {
+        // After a suspend, the monotonic deadline is still ahead while the
+        // wall clock has moved past its deadline.
+        let expiry = Expiry {
+            monotonic: Instant::now() + Duration::from_secs(3600),
+            wall: SystemTime::now() - Duration::from_secs(1),
+        };
+        assert!(expiry.passed());
+    }
+
+    #[test]
+    fn unlock_lasts_its_period() {
+        assert!(!Expiry::after(Duration::from_secs(3600)).passed());
+        assert!(Expiry::after(Duration::ZERO).passed());
     }
 }

@@ -2,8 +2,8 @@
 //! correspondents' keys, with expiry, where each came from, whether its
 //! fingerprint was verified, and an alert for a key that changed.
 //!
-//! Every store and crypto call runs in `Task::perform` on the session; the
-//! section only keeps what it shows.
+//! Every store and crypto call runs in `Task::perform` on the session, and
+//! the section keeps only what it shows.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,8 +17,8 @@ use wardmail::session::{OpenpgpKey, Session, SessionError};
 
 use crate::ui::{format, style};
 
-/// How long a generated key is valid: three years, after which the user
-/// renews it, so a lost key does not stay usable for ever.
+/// The validity period of a generated key: three years, after which the
+/// user renews it, so a lost key does not stay usable for ever.
 const GENERATED_VALIDITY: std::time::Duration = std::time::Duration::from_secs(3 * 365 * 86_400);
 
 /// OpenPGP section messages.

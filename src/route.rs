@@ -349,9 +349,96 @@ fn route(
     }
 }
 
+/// The one way a whole message is sealed until each method group can be
+/// sent separately: encrypted with one technology for everyone, or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// Encrypted to every recipient with OpenPGP.
+    Openpgp,
+    /// Encrypted to every recipient with S/MIME.
+    Smime,
+    /// Not encrypted: each copy goes by SMTP.
+    Clear,
+}
+
+impl RoutePlan {
+    /// Returns the single sealing that carries every planned route, or
+    /// `None` when the plan mixes encryption technologies or encrypted and
+    /// clear copies, which needs one message per method group.
+    pub fn sealing(&self) -> Option<Sealing> {
+        let mut sealing = None;
+        for route in &self.routes {
+            let this = match route.method? {
+                Method::Openpgp => Sealing::Openpgp,
+                Method::Smime => Sealing::Smime,
+                Method::Internal | Method::Tls | Method::TlsUnverified => Sealing::Clear,
+                Method::Portal => return None,
+            };
+            match sealing {
+                None => sealing = Some(this),
+                Some(previous) if previous != this => return None,
+                Some(_) => {}
+            }
+        }
+        sealing
+    }
+}
+
+/// Checks that sealing a whole message one way gives every recipient a
+/// method the policy accepts. Returns the first problem, naming the
+/// recipient and the fix.
+pub fn check_sealing(
+    routing: &Routing,
+    internal_domains: &[String],
+    sensitivity: Sensitivity,
+    recipients: &[Capabilities],
+    sealing: Sealing,
+) -> Result<(), String> {
+    let rule = routing.rule(sensitivity);
+    for recipient in recipients {
+        let domain = recipient
+            .address
+            .rsplit_once('@')
+            .map(|(_, domain)| domain.to_ascii_lowercase())
+            .unwrap_or_default();
+        let actual = match sealing {
+            Sealing::Openpgp if recipient.openpgp.is_none() => {
+                return Err(format!(
+                    "{} has no usable OpenPGP key: choose S/MIME, or import their key",
+                    recipient.address
+                ));
+            }
+            Sealing::Smime if recipient.smime.is_none() => {
+                return Err(format!(
+                    "{} has no usable S/MIME certificate: choose OpenPGP, or import their \
+                     certificate",
+                    recipient.address
+                ));
+            }
+            Sealing::Openpgp => Method::Openpgp,
+            Sealing::Smime => Method::Smime,
+            Sealing::Clear if internal_domains.contains(&domain) => Method::Internal,
+            Sealing::Clear => match recipient.tls {
+                TlsClass::Enforced => Method::Tls,
+                TlsClass::Offered if rule.accept_tls_offered => Method::Tls,
+                _ => Method::TlsUnverified,
+            },
+        };
+        if !rule.methods.contains(&actual) {
+            return Err(format!(
+                "{sensitivity} mail to {} needs {}, and this copy would go as {}: turn on \
+                 Encrypt, or lower the sensitivity if the message allows it",
+                recipient.address,
+                method_list(&rule.methods),
+                actual.label()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Says what the policy needs and what the recipient lacks.
 fn blocked_reason(rule: &Rule, sensitivity: Sensitivity, recipient: &Capabilities) -> String {
-    let wanted: Vec<&str> = rule.methods.iter().map(|method| method.label()).collect();
     let tls = match recipient.tls {
         TlsClass::Enforced => "TLS enforced",
         TlsClass::Offered => "TLS offered but not enforced",
@@ -367,9 +454,19 @@ fn blocked_reason(rule: &Rule, sensitivity: Sensitivity, recipient: &Capabilitie
         "{sensitivity} mail needs {}; this recipient has no usable key or certificate and \
          their domain has {tls} ({}){portal}. Remove the recipient, lower the sensitivity if \
          the message allows it, or import their key",
-        wanted.join(" or "),
+        method_list(&rule.methods),
         recipient.tls_evidence
     )
+}
+
+/// Lists methods in words: "S/MIME, OpenPGP or TLS".
+fn method_list(methods: &[Method]) -> String {
+    let labels: Vec<&str> = methods.iter().map(|method| method.label()).collect();
+    match labels.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -471,6 +568,67 @@ mod tests {
         );
 
         assert_eq!(plan.routes[0].method, Some(Method::Portal));
+    }
+
+    #[test]
+    fn sealing_of_uniform_and_mixed_plans() {
+        let mut smime = capabilities("a@lab.example");
+        smime.smime = Some("certificate".into());
+        let mut enforced = capabilities("b@bank.example");
+        enforced.tls = TlsClass::Enforced;
+
+        let uniform = plan(&Routing::default(), &[], Sensitivity::Phi, &[smime.clone()]);
+        let mixed = plan(
+            &Routing::default(),
+            &[],
+            Sensitivity::Phi,
+            &[smime, enforced],
+        );
+
+        assert_eq!(uniform.sealing(), Some(Sealing::Smime));
+        assert_eq!(mixed.sealing(), None);
+    }
+
+    #[test]
+    fn clear_sealing_rejected_for_phi_without_tls() {
+        let unknown = capabilities("c@far.example");
+        let routing = Routing::default();
+
+        let phi = check_sealing(
+            &routing,
+            &[],
+            Sensitivity::Phi,
+            std::slice::from_ref(&unknown),
+            Sealing::Clear,
+        );
+        let routine = check_sealing(
+            &routing,
+            &[],
+            Sensitivity::Routine,
+            &[unknown],
+            Sealing::Clear,
+        );
+
+        let error = phi.unwrap_err();
+        assert!(error.contains("c@far.example"), "{error}");
+        assert!(error.contains("turn on Encrypt"), "{error}");
+        assert_eq!(routine, Ok(()));
+    }
+
+    #[test]
+    fn encrypted_sealing_needs_every_key() {
+        let without = capabilities("d@lab.example");
+
+        let result = check_sealing(
+            &Routing::default(),
+            &[],
+            Sensitivity::Phi,
+            &[without],
+            Sealing::Openpgp,
+        );
+
+        let error = result.unwrap_err();
+        assert!(error.contains("no usable OpenPGP key"), "{error}");
     }
 
     #[test]

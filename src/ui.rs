@@ -131,11 +131,24 @@ enum PolicyState {
     Reading,
     /// No policy file exists.
     Absent,
-    // NOTE: nothing reads the loaded policy yet: the routing rules that
-    // will use it are not written. Until then a broken policy only shows
-    // the banner and does not block sending.
-    Loaded(#[allow(dead_code)] Policy),
+    Loaded(Policy),
     Broken(Arc<PolicyError>),
+}
+
+impl PolicyState {
+    /// Returns the routing rules and internal domains in force.
+    ///
+    /// NOTE: while the policy file is broken or still being read, the
+    /// built-in rules apply. They require encryption, internal delivery or
+    /// enforced TLS for PHI, so a broken file does not open up sending.
+    fn routing(&self) -> (wardmail::route::Routing, Vec<String>) {
+        match self {
+            PolicyState::Loaded(policy) => {
+                (policy.routing.clone(), policy.internal_domains.clone())
+            }
+            _ => (wardmail::route::Routing::default(), Vec::new()),
+        }
+    }
 }
 
 struct App {
@@ -327,8 +340,9 @@ impl App {
                 let Some(link) = self.mailto.take() else {
                     return task;
                 };
-                let composer = Composer::from_mailto(session, &link);
-                let focus = composer.focus().map(Message::Composer);
+                let (routing, domains) = self.policy.routing();
+                let composer = Composer::from_mailto(session, &link).with_policy(routing, domains);
+                let focus = composer.start().map(Message::Composer);
                 self.overlay = Some(Overlay::Composer(Box::new(composer)));
                 Task::batch([task, focus])
             }
@@ -397,8 +411,9 @@ impl App {
         let session = mailbox.session().clone();
         match event {
             mailbox::Event::Compose(start) => {
-                let composer = Composer::new(session, start);
-                let focus = composer.focus().map(Message::Composer);
+                let (routing, domains) = self.policy.routing();
+                let composer = Composer::new(session, start).with_policy(routing, domains);
+                let focus = composer.start().map(Message::Composer);
                 self.overlay = Some(Overlay::Composer(Box::new(composer)));
                 Task::batch([task, focus])
             }

@@ -353,6 +353,48 @@ impl Session {
         .await
     }
 
+    /// Returns what is known about each recipient for the route plan: a
+    /// usable OpenPGP certificate or S/MIME certificate held, with its
+    /// fingerprint as evidence. Reads only the store, never the network,
+    /// so the composer can ask on every change; TLS is left unknown here.
+    pub async fn recipient_capabilities(
+        self: &std::sync::Arc<Self>,
+        addresses: Vec<String>,
+    ) -> Result<Vec<crate::route::Capabilities>, SessionError> {
+        let session = self.clone();
+        let lookups = addresses.clone();
+        let openpgp: Vec<Option<String>> = unblock(move || {
+            let keyring = session.openpgp_keyring_now()?;
+            Ok(lookups
+                .iter()
+                .map(|address| {
+                    session
+                        .encryption_cert(&keyring, address)
+                        .ok()
+                        .map(|cert| format!("OpenPGP key {}", cert.fingerprint().to_hex()))
+                })
+                .collect())
+        })
+        .await?;
+        let mut found = Vec::with_capacity(addresses.len());
+        for (address, openpgp) in addresses.iter().zip(openpgp) {
+            let mut capabilities = crate::route::Capabilities::unknown(address);
+            capabilities.openpgp = openpgp;
+            capabilities.smime =
+                self.smime_recipient_certificate(address)
+                    .await
+                    .ok()
+                    .map(|certificate| {
+                        format!(
+                            "S/MIME certificate {}",
+                            crate::smime::fingerprint(&certificate.certificate)
+                        )
+                    });
+            found.push(capabilities);
+        }
+        Ok(found)
+    }
+
     /// Returns every correspondent's Autocrypt state.
     pub async fn autocrypt_peers(&self) -> Result<Vec<AutocryptPeer>, SessionError> {
         let store = self.store.clone();

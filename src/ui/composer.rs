@@ -18,6 +18,7 @@ use wardmail::openpgp::OpenpgpError;
 use wardmail::outbox::OutboxError;
 use wardmail::protected::Protection;
 use wardmail::protection::Encryption;
+use wardmail::route::{self, Capabilities, RoutePlan, Routing, Sealing, Sensitivity};
 use wardmail::secret::Secret;
 use wardmail::session::{Method, Session, SessionError};
 use wardmail::smtp::SmtpError;
@@ -103,6 +104,12 @@ pub enum Message {
     Unlock,
     /// Unlocking ended.
     Unlocked(Result<(), Arc<SessionError>>),
+    /// The sensitivity changed.
+    Sensitivity(Sensitivity),
+    /// What is known about the recipients arrived.
+    Recipients(Result<Vec<Capabilities>, Arc<SessionError>>),
+    /// Show or hide one recipient's route details.
+    RouteDetails(String),
 }
 
 /// Notifications from the composer to the window.
@@ -161,6 +168,19 @@ pub struct Composer {
     /// A key to unlock before signing: its fingerprint and the passphrase
     /// typed so far.
     unlock: Option<(String, String)>,
+    /// The clinic's routing rules and own domains.
+    routing: Routing,
+    internal_domains: Vec<String>,
+    sensitivity: Sensitivity,
+    /// What is known about the recipients, by address.
+    known: Vec<Capabilities>,
+    /// The route plan for the current recipients and sensitivity.
+    plan: Option<RoutePlan>,
+    /// The recipient whose route details are open.
+    route_detail: Option<String>,
+    /// Whether the user changed Sign, Encrypt or the technology, which then
+    /// stop following the plan.
+    security_chosen: bool,
 }
 
 impl Composer {
@@ -233,6 +253,15 @@ impl Composer {
             encrypt: protect,
             method,
             unlock: None,
+            routing: Routing::default(),
+            internal_domains: Vec::new(),
+            sensitivity: Sensitivity::default(),
+            known: Vec::new(),
+            plan: None,
+            route_detail: None,
+            // A reply to encrypted mail keeps its encryption rather than
+            // following the plan (see `replan`).
+            security_chosen: protect,
             session,
         }
     }
@@ -268,6 +297,139 @@ impl Composer {
         composer
     }
 
+    /// Applies the clinic's routing rules; the sensitivity starts at the
+    /// policy's default.
+    pub fn with_policy(mut self, routing: Routing, internal_domains: Vec<String>) -> Composer {
+        self.sensitivity = routing.default_sensitivity;
+        self.routing = routing;
+        self.internal_domains = internal_domains;
+        self
+    }
+
+    /// Focuses the first field to write in and starts finding out how each
+    /// prefilled recipient can be reached.
+    pub fn start(&self) -> Task<Message> {
+        Task::batch([self.focus(), self.look_up_recipients()])
+    }
+
+    /// Returns the envelope recipients typed so far that parse, lower-case.
+    fn typed_recipients(&self) -> Vec<String> {
+        let mut addresses = Vec::new();
+        for field in [&self.to, &self.cc, &self.bcc] {
+            for address in compose::parse_address_list(field).unwrap_or_default() {
+                let email = address.email.to_lowercase();
+                if !addresses.contains(&email) {
+                    addresses.push(email);
+                }
+            }
+        }
+        addresses
+    }
+
+    /// Asks the store what keys each recipient has. Reads no network, so
+    /// typing never waits on a lookup.
+    fn look_up_recipients(&self) -> Task<Message> {
+        let addresses = self.typed_recipients();
+        let missing: Vec<String> = addresses
+            .iter()
+            .filter(|address| !self.known.iter().any(|known| known.address == **address))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Task::none();
+        }
+        let session = self.session.clone();
+        Task::perform(
+            async move {
+                session
+                    .recipient_capabilities(missing)
+                    .await
+                    .map_err(Arc::new)
+            },
+            Message::Recipients,
+        )
+    }
+
+    /// Makes the route plan again for the current recipients and
+    /// sensitivity, and, unless the user chose them, sets Sign, Encrypt and
+    /// the technology to what the plan needs.
+    fn replan(&mut self) {
+        let addresses = self.typed_recipients();
+        if addresses.is_empty() {
+            self.plan = None;
+            return;
+        }
+        let recipients: Vec<Capabilities> = addresses
+            .iter()
+            .map(|address| {
+                self.known
+                    .iter()
+                    .find(|known| known.address == *address)
+                    .cloned()
+                    .unwrap_or_else(|| Capabilities::unknown(address))
+            })
+            .collect();
+        let plan = route::plan(
+            &self.routing,
+            &self.internal_domains,
+            self.sensitivity,
+            &recipients,
+        );
+        if !self.security_chosen {
+            match plan.sealing() {
+                Some(Sealing::Openpgp) => {
+                    (self.sign, self.encrypt, self.method) = (true, true, Method::Openpgp);
+                }
+                Some(Sealing::Smime) => {
+                    (self.sign, self.encrypt, self.method) = (true, true, Method::Smime);
+                }
+                Some(Sealing::Clear) => self.encrypt = false,
+                None => {}
+            }
+        }
+        self.plan = Some(plan);
+    }
+
+    /// Returns why Send is not allowed by the route plan, if it is not.
+    pub fn route_problem(&self) -> Option<String> {
+        let plan = self.plan.as_ref()?;
+        if let Some(blocked) = plan.routes.iter().find(|route| route.method.is_none()) {
+            return Some(format!("Blocked: {}: {}", blocked.address, blocked.reason));
+        }
+        let recipients: Vec<Capabilities> = plan
+            .routes
+            .iter()
+            .map(|route| {
+                self.known
+                    .iter()
+                    .find(|known| known.address == route.address)
+                    .cloned()
+                    .unwrap_or_else(|| Capabilities::unknown(&route.address))
+            })
+            .collect();
+        let sealing = match (self.encrypt, self.method) {
+            (false, _) => Sealing::Clear,
+            (true, Method::Openpgp) => Sealing::Openpgp,
+            (true, Method::Smime) => Sealing::Smime,
+        };
+        if plan.sealing().is_none() && !self.security_chosen {
+            return Some(format!(
+                "These recipients need different methods at once ({}). Sending each group \
+                 separately is not available yet: send them separate messages.",
+                plan.summary()
+            ));
+        }
+        route::check_sealing(
+            &self.routing,
+            &self.internal_domains,
+            self.sensitivity,
+            &recipients,
+            sealing,
+        )
+        .err()
+        .map(|problem| format!("Blocked: {problem}"))
+    }
+
     /// Puts the keyboard focus where writing starts: To for a new message
     /// or a forward, the text for a reply.
     pub fn focus(&self) -> Task<Message> {
@@ -280,7 +442,12 @@ impl Composer {
         let task = match message {
             Message::Edit(field, value) => {
                 self.edit(field, value);
-                Task::none()
+                if field == Field::Subject {
+                    Task::none()
+                } else {
+                    self.replan();
+                    self.look_up_recipients()
+                }
             }
             Message::Body(action) => {
                 self.body_action(action);
@@ -300,14 +467,44 @@ impl Composer {
             }
             Message::Sign(on) => {
                 self.sign = on;
+                self.security_chosen = true;
                 Task::none()
             }
             Message::Encrypt(on) => {
                 self.encrypt = on;
+                self.security_chosen = true;
                 Task::none()
             }
             Message::Method(method) => {
                 self.method = method;
+                self.security_chosen = true;
+                Task::none()
+            }
+            Message::Sensitivity(sensitivity) => {
+                self.sensitivity = sensitivity;
+                self.replan();
+                Task::none()
+            }
+            Message::Recipients(Ok(found)) => {
+                for capabilities in found {
+                    self.known
+                        .retain(|known| known.address != capabilities.address);
+                    self.known.push(capabilities);
+                }
+                self.replan();
+                Task::none()
+            }
+            Message::Recipients(Err(error)) => {
+                tracing::warn!(%error, "looking up the recipients' keys failed");
+                self.problem = Some(format!("The recipients' keys could not be read: {error}"));
+                Task::none()
+            }
+            Message::RouteDetails(address) => {
+                self.route_detail = if self.route_detail.as_ref() == Some(&address) {
+                    None
+                } else {
+                    Some(address)
+                };
                 Task::none()
             }
             Message::Passphrase(value) => {
@@ -445,6 +642,10 @@ impl Composer {
                 };
                 if let Err(error) = draft.validate() {
                     self.problem = Some(error.to_string());
+                    return Task::none();
+                }
+                if let Some(problem) = self.route_problem() {
+                    self.problem = Some(format!("Not sent. {problem}"));
                     return Task::none();
                 }
                 self.state = State::Sending;

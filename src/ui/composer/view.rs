@@ -2,10 +2,11 @@
 
 use iced::widget::text_editor::{Binding, KeyPress};
 use iced::widget::{
-    Column, Id, button, checkbox, column, container, radio, row, space, text, text_editor,
-    text_input,
+    Column, Id, button, checkbox, column, container, pick_list, radio, row, scrollable, space,
+    text, text_editor, text_input,
 };
 use iced::{Element, Fill, keyboard};
+use wardmail::route::{Method as Route, Sensitivity};
 use wardmail::session::Method;
 
 use super::{BODY, Composer, Field, Message, State, TO};
@@ -35,6 +36,7 @@ impl Composer {
             page = page.push(self.field(field, name, value));
         }
         page = page.push(self.protection_row());
+        page = page.push(self.routes_view().unwrap_or_else(|| space().into()));
         page = page.push(self.unlock_prompt().unwrap_or_else(|| space().into()));
         page = page.push(self.attachment_list());
 
@@ -66,8 +68,15 @@ impl Composer {
             (false, true) => "Encrypted to every recipient and to you.",
             (true, true) => "Signed and encrypted to every recipient and to you.",
         };
+        let sensitivity = pick_list(
+            &Sensitivity::ALL[..],
+            Some(self.sensitivity),
+            Message::Sensitivity,
+        )
+        .text_size(style::SMALL);
         row![
             label("Security"),
+            sensitivity,
             checkbox(self.sign)
                 .label("Sign")
                 .on_toggle_maybe(editable.then_some(Message::Sign)),
@@ -81,6 +90,67 @@ impl Composer {
         .spacing(14)
         .align_y(iced::Center)
         .into()
+    }
+
+    /// The route of every recipient as a chip with an icon and a word, the
+    /// summary line, and the details of the chip the user opened.
+    fn routes_view(&self) -> Option<Element<'_, Message>> {
+        let plan = self.plan.as_ref()?;
+        let mut chips = row![].spacing(6);
+        for route in &plan.routes {
+            let (icon, word) = match route.method {
+                Some(Route::Openpgp) => ("◆", "OpenPGP"),
+                Some(Route::Smime) => ("◆", "S/MIME"),
+                Some(Route::Internal) => ("⌂", "Internal"),
+                Some(Route::Tls) => ("✓", "TLS"),
+                Some(Route::TlsUnverified) => ("?", "TLS not verified"),
+                Some(Route::Portal) => ("→", "Portal"),
+                None => ("✗", "Blocked"),
+            };
+            let style = if route.method.is_none() {
+                button::danger
+            } else {
+                button::secondary
+            };
+            chips = chips.push(
+                button(text(format!("{icon} {} — {word}", route.address)).size(style::SMALL))
+                    .padding([3, 8])
+                    .style(style)
+                    .on_press(Message::RouteDetails(route.address.clone())),
+            );
+        }
+        let mut block = column![
+            row![label("Routes"), text(plan.summary()).size(style::SMALL),]
+                .spacing(8)
+                .align_y(iced::Center),
+            scrollable(chips).direction(scrollable::Direction::Horizontal(
+                scrollable::Scrollbar::default()
+            )),
+        ]
+        .spacing(6);
+        if let Some(detail) = self
+            .route_detail
+            .as_ref()
+            .and_then(|address| plan.routes.iter().find(|route| route.address == *address))
+        {
+            block = block.push(
+                container(
+                    text(format!("{}: {}", detail.address, detail.reason)).size(style::SMALL),
+                )
+                .padding(8)
+                .width(Fill)
+                .style(style::frame),
+            );
+        }
+        if let Some(problem) = self.route_problem() {
+            block = block.push(
+                container(text(problem).size(style::SMALL))
+                    .padding(8)
+                    .width(Fill)
+                    .style(style::alert),
+            );
+        }
+        Some(block.into())
     }
 
     /// The passphrase prompt shown when signing needs a locked key.
@@ -106,7 +176,7 @@ impl Composer {
     fn header(&self) -> Element<'_, Message> {
         let editing = self.is_editable();
         let can_send = match &self.state {
-            State::Editing => true,
+            State::Editing => self.route_problem().is_none(),
             State::Queued { uncertain, .. } => !uncertain,
             State::Sending => false,
         };

@@ -299,10 +299,18 @@ impl Composer {
 
     /// Applies the clinic's routing rules; the sensitivity starts at the
     /// policy's default.
+    ///
+    /// Without a list of internal domains in the policy, the account's own
+    /// domain counts as internal: mail to colleagues there stays on the
+    /// clinic's server.
     pub fn with_policy(mut self, routing: Routing, internal_domains: Vec<String>) -> Composer {
         self.sensitivity = routing.default_sensitivity;
         self.routing = routing;
-        self.internal_domains = internal_domains;
+        self.internal_domains = if internal_domains.is_empty() {
+            vec![self.session.account.domain().to_ascii_lowercase()]
+        } else {
+            internal_domains
+        };
         self
     }
 

@@ -125,6 +125,27 @@ pub enum Command {
         #[arg(long)]
         unlock: bool,
     },
+    /// Show how each recipient's copy of a message would travel under the
+    /// clinic policy: the method per recipient, or blocked with the reason.
+    Plan {
+        /// To recipients (repeat or separate with commas).
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+        /// Cc recipients.
+        #[arg(long, value_delimiter = ',')]
+        cc: Vec<String>,
+        /// Bcc recipients.
+        #[arg(long, value_delimiter = ',')]
+        bcc: Vec<String>,
+        /// routine, phi or restricted (default: the policy's default).
+        #[arg(long)]
+        sensitivity: Option<String>,
+        #[command(flatten)]
+        account: AccountChoice,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage OpenPGP keys, S/MIME certificates and private keys, and
     /// trusted CAs.
     #[command(subcommand)]
@@ -384,6 +405,17 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
             json,
             unlock,
         } => inspect(open(profile, account).await?, file, json, unlock).await,
+        Command::Plan {
+            to,
+            cc,
+            bcc,
+            sensitivity,
+            account,
+            json,
+        } => {
+            let recipients = [to, cc, bcc].concat();
+            plan(open(profile, account).await?, recipients, sensitivity, json).await
+        }
         Command::Keys(KeysCommand::List { account, json }) => {
             list_keys(open(profile, account).await?, json).await
         }
@@ -776,6 +808,72 @@ async fn read_password() -> Result<Secret, SessionError> {
 
 /// Prints where the clinic policy is read from and what it contains.
 /// Fails when the file exists but cannot be loaded.
+async fn plan(
+    session: Session,
+    recipients: Vec<String>,
+    sensitivity: Option<String>,
+    json: bool,
+) -> Result<ExitCode, SessionError> {
+    let (routing, mut internal_domains) = match Location::from_env().load() {
+        Ok(Some(policy)) => (policy.routing, policy.internal_domains),
+        Ok(None) => (wardmail::route::Routing::default(), Vec::new()),
+        Err(error) => {
+            eprintln!("wardmail: {error}; planning with the built-in rules");
+            (wardmail::route::Routing::default(), Vec::new())
+        }
+    };
+    if internal_domains.is_empty() {
+        internal_domains.push(session.account.domain());
+    }
+    let sensitivity = match sensitivity {
+        Some(text) => text
+            .parse::<wardmail::route::Sensitivity>()
+            .map_err(SessionError::Task)?,
+        None => routing.default_sensitivity,
+    };
+    let mut addresses = Vec::new();
+    for entry in &recipients {
+        for address in wardmail::compose::parse_address_list(entry)
+            .map_err(|error| SessionError::Task(error.to_string()))?
+        {
+            let email = address.email.to_lowercase();
+            if !addresses.contains(&email) {
+                addresses.push(email);
+            }
+        }
+    }
+    if addresses.is_empty() {
+        eprintln!("wardmail: no recipients: give --to, --cc or --bcc");
+        return Ok(ExitCode::FAILURE);
+    }
+    let session = std::sync::Arc::new(session);
+    let known = session.recipient_capabilities(addresses).await?;
+    let plan = wardmail::route::plan(&routing, &internal_domains, sensitivity, &known);
+    if json {
+        match serde_json::to_string_pretty(&plan) {
+            Ok(text) => println!("{text}"),
+            Err(error) => {
+                eprintln!("wardmail: cannot write JSON: {error}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    } else {
+        println!("{} message, {}", sensitivity.label(), plan.summary());
+        for route in &plan.routes {
+            let method = route.method.map_or("BLOCKED", |method| method.label());
+            println!("{}\t{method}\t{}", route.address, route.reason);
+        }
+    }
+    Ok(if plan.blocked() {
+        ExitCode::from(EXIT_PLAN_BLOCKED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Exit code of `plan` when a recipient is blocked.
+const EXIT_PLAN_BLOCKED: u8 = 3;
+
 /// Prints the routing rule of every sensitivity.
 fn print_routing(routing: &wardmail::route::Routing) {
     println!(

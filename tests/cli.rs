@@ -359,3 +359,39 @@ fn keys_import_cert_and_harvest() {
         .unwrap_or_else(|| panic!("no harvested certificate in {listed}"));
     assert!(row.contains("\tharvested\t"), "{row}");
 }
+
+#[test]
+fn plan_blocks_phi_without_keys() {
+    let user = &support::user("cli-plan");
+    let dir = tempfile::tempdir().unwrap();
+    success(add_account(dir.path(), user, &support::env("PASSWORD")));
+    // A version 1 policy names no routing rules, so the built-in ones
+    // apply, and no internal domains, so the account's own domain
+    // (example.org) counts as internal.
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "version = 1\n").unwrap();
+    let plan = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wardmail"))
+            .arg("--profile")
+            .arg(dir.path())
+            .arg("plan")
+            .args(args)
+            .env("WARDMAIL_POLICY", &policy)
+            .output()
+            .unwrap()
+    };
+    let outside = "patient@far.example";
+
+    let phi = plan(&["--to", outside, "--sensitivity", "phi"]);
+    let routine = plan(&["--to", outside, "--sensitivity", "routine", "--json"]);
+    let colleague = plan(&["--to", "colleague@example.org"]);
+
+    assert_eq!(phi.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&phi.stdout);
+    assert!(text.contains("BLOCKED"), "{text}");
+    assert!(text.contains("PHI mail needs"), "{text}");
+    let routine: serde_json::Value = serde_json::from_slice(&routine.stdout).unwrap();
+    assert_eq!(routine["routes"][0]["method"], "tls-unverified");
+    let text = success(colleague);
+    assert!(text.contains("Internal"), "{text}");
+}

@@ -17,6 +17,39 @@ use wardmail::session::{OpenpgpKey, Session, SessionError};
 
 use crate::ui::{format, style};
 
+/// Looks `address` up in its domain's Web Key Directory and stores what
+/// it finds, returning the sentence for the user.
+async fn look_up(session: &Arc<Session>, address: String) -> Result<String, SessionError> {
+    let found = match session.wkd_lookup(&address).await? {
+        wardmail::wkd::Outcome::Found(found) => found,
+        wardmail::wkd::Outcome::NotPublished { host, .. } => {
+            return Ok(format!(
+                "{host} publishes no OpenPGP key for {address}. Ask them for their key file."
+            ));
+        }
+    };
+    let host = found.host.clone();
+    let stored = session
+        .import_wkd(found.certificates, address.clone())
+        .await?;
+    let changed = stored
+        .iter()
+        .filter(|(_, replaces)| replaces.is_some())
+        .count();
+    Ok(if changed > 0 {
+        format!(
+            "Found a key for {address} at {host}. It differs from the key you have, so it is \
+             held back below until you accept it."
+        )
+    } else {
+        format!(
+            "Found and imported {} key(s) for {address} at {host}. Compare the fingerprint \
+             with them before marking it verified.",
+            stored.len()
+        )
+    })
+}
+
 /// The validity period of a generated key: three years, after which the
 /// user renews it, so a lost key does not stay usable for ever.
 const GENERATED_VALIDITY: std::time::Duration = std::time::Duration::from_secs(3 * 365 * 86_400);
@@ -26,8 +59,12 @@ const GENERATED_VALIDITY: std::time::Duration = std::time::Duration::from_secs(3
 pub enum Message {
     /// The keys arrived from the store.
     Loaded(Result<Vec<OpenpgpKey>, Arc<SessionError>>),
-    /// Generate a key for the account's address.
-    Generate,
+    /// Generate a key for the account's address with this algorithm.
+    Generate(Suite),
+    /// The address field of the directory lookup changed.
+    LookupAddress(String),
+    /// Look the address up in its domain's Web Key Directory.
+    Lookup,
     /// Ask for a key file to import.
     ChooseFile,
     /// The file dialog closed; `None` when it was cancelled.
@@ -63,6 +100,8 @@ pub struct Section {
     problem: Option<String>,
     confirm_revoke: Option<String>,
     unlock: Option<(String, String)>,
+    /// The address typed for a Web Key Directory lookup.
+    lookup: String,
 }
 
 impl Section {
@@ -96,11 +135,11 @@ impl Section {
                 self.problem = Some(format!("Your OpenPGP keys could not be read: {error}"));
                 Task::none()
             }
-            Message::Generate if !self.busy => run(
+            Message::Generate(suite) if !self.busy => run(
                 self,
                 Box::pin(async move {
                     let info = session
-                        .generate_openpgp(Suite::Cv25519, Some(GENERATED_VALIDITY))
+                        .generate_openpgp(suite, Some(GENERATED_VALIDITY))
                         .await?;
                     Ok(format!(
                         "Generated your key {} (expires {}). Share it with Export.",
@@ -235,7 +274,21 @@ impl Section {
                 }
                 Section::load(&session)
             }
-            Message::Generate | Message::ChooseFile | Message::FileChosen(None) => Task::none(),
+            Message::LookupAddress(address) => {
+                self.lookup = address;
+                Task::none()
+            }
+            Message::Lookup if !self.busy && self.lookup.contains('@') => {
+                let address = self.lookup.trim().to_owned();
+                run(
+                    self,
+                    Box::pin(async move { look_up(&session, address).await }),
+                )
+            }
+            Message::Generate(_)
+            | Message::Lookup
+            | Message::ChooseFile
+            | Message::FileChosen(None) => Task::none(),
         }
     }
 
@@ -280,10 +333,32 @@ impl Section {
         let idle = !self.busy;
         section = section.push(
             row![
-                style::action("Generate my key", idle.then_some(Message::Generate)),
+                style::action(
+                    "Generate my key",
+                    idle.then_some(Message::Generate(Suite::Cv25519))
+                ),
+                style::tool(
+                    "Generate an RSA-4096 key",
+                    idle.then_some(Message::Generate(Suite::Rsa4096))
+                ),
                 style::tool("Import key (.asc)…", idle.then_some(Message::ChooseFile)),
             ]
             .spacing(8),
+        );
+        let can_look_up = idle && self.lookup.contains('@');
+        section = section.push(
+            row![
+                text_input("colleague@lab.example", &self.lookup)
+                    .on_input(Message::LookupAddress)
+                    .on_submit_maybe(can_look_up.then_some(Message::Lookup))
+                    .width(320),
+                style::tool(
+                    "Look up their key (Web Key Directory)",
+                    can_look_up.then_some(Message::Lookup)
+                ),
+            ]
+            .spacing(8)
+            .align_y(iced::Center),
         );
         section.into()
     }

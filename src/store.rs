@@ -1189,6 +1189,33 @@ impl Store {
     }
 
     /// Reads the chain certificates (DER) kept for a certificate.
+    /// Returns a value that changes whenever the account's S/MIME
+    /// identities, their chains or the trusted CAs change, so that parsed
+    /// copies of them can be reused until then.
+    pub fn smime_generation(&self, account: &str) -> Result<[i64; 5], StoreError> {
+        self.db()
+            .query_row(
+                "SELECT
+                   (SELECT count(*) FROM smime_identity WHERE account = ?1),
+                   (SELECT coalesce(max(added), 0) FROM smime_identity WHERE account = ?1),
+                   (SELECT count(*) FROM smime_chain),
+                   (SELECT count(*) FROM trust_anchor),
+                   (SELECT coalesce(max(added), 0) FROM trust_anchor)",
+                [account],
+                |row| {
+                    Ok([
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ])
+                },
+            )
+            .map_err(sql("reading the S/MIME key generation"))
+    }
+
+    /// Reads the chain certificates stored with an identity, in order.
     pub fn smime_chain(&self, fingerprint: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         let db = self.db();
         let mut statement = db

@@ -164,7 +164,9 @@ impl Session {
         let mut targets = Vec::new();
         for address in &addresses {
             let domain = domain_of(address).ok_or_else(|| {
-                SessionError::InvalidRecipient(address.rsplit('@').next().unwrap_or("").into())
+                // The message names only the domain part, never a local part.
+                let domain = address.rsplit_once('@').map(|(_, domain)| domain);
+                SessionError::InvalidRecipient(domain.unwrap_or("").to_owned())
             })?;
             targets.push((address.trim().to_lowercase(), domain));
         }

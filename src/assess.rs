@@ -3,9 +3,9 @@
 //!
 //! For the recipient's domain, [`Assessor::domain`] gathers the MX hosts
 //! (RFC 5321 section 5.1), the MTA-STS policy (RFC 8461, [`mta_sts`]),
-//! DANE TLSA records per MX (RFC 7672, [`dane`]), an optional STARTTLS probe
-//! of each MX on port 25 ([`probe`]), and whether the submission server
-//! offers REQUIRETLS (RFC 8689). [`tls_level`] turns these into the
+//! DANE TLSA records per MX (RFC 7672, [`dane`]) and an optional STARTTLS
+//! probe of each MX on port 25 ([`probe`]). The session adds whether the
+//! submission server offers REQUIRETLS (RFC 8689). [`tls_level`] turns these into the
 //! [`TlsLevel`] shown to the user. Keys (OpenPGP, S/MIME, Autocrypt) are
 //! assessed by `Session::assess`, which owns the key store.
 //!
@@ -88,7 +88,7 @@ pub struct DomainTls {
     pub mx: Vec<MxHost>,
     /// Whether the MX answer was DNSSEC-signed; `None` when it failed.
     pub mx_dnssec: Option<bool>,
-    /// Why the MX hosts are unknown, when they are.
+    /// The reason the MX hosts are unknown, when they are.
     pub mx_error: Option<String>,
     /// The MTA-STS policy.
     pub mta_sts: MtaStsFinding,
@@ -101,9 +101,9 @@ pub struct DomainTls {
     pub requiretls_at_submission: Option<bool>,
     /// The level shown to the user.
     pub level: TlsLevel,
-    /// True when Wardmail can require TLS for the next hop (REQUIRETLS at
-    /// submission and an enforced level); false when the level is only a
-    /// prediction of what the provider's server will do.
+    /// True when Wardmail can require TLS for the next hop, because the
+    /// submission server offers REQUIRETLS and the level is enforced. False
+    /// means the level only predicts what the provider's server will do.
     pub next_hop_enforced: bool,
     /// One sentence that explains the level.
     pub reason: String,
@@ -185,7 +185,7 @@ pub fn tls_level(
     (TlsLevel::Unknown, reason)
 }
 
-/// What the assessment does on the network besides DNS.
+/// Network checks of an assessment besides DNS.
 #[derive(Clone, Debug)]
 pub struct AssessOptions {
     /// Whether to probe each MX for STARTTLS on port 25.

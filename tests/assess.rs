@@ -296,3 +296,45 @@ async fn invalid_address_rejected() {
         .unwrap_err();
     assert!(error.to_string().contains("name@clinic.example"), "{error}");
 }
+
+/// The benchmark in BENCHMARKS.md, not part of the suite: run it with
+/// `cargo test --test assess bench_fifty_domains -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "benchmark"]
+#[allow(clippy::print_stdout)]
+async fn bench_fifty_domains() {
+    let addresses: Vec<String> = (1..=50)
+        .map(|n| format!("someone@bench{n:02}.test"))
+        .collect();
+    let (_single_profile, single) = session("assess-bench-one", "SMTP_STARTTLS_PORT").await;
+    let started = std::time::Instant::now();
+    let one = single
+        .assess_with(addresses[..1].to_vec(), options())
+        .await
+        .unwrap();
+    let single_time = started.elapsed();
+    assert_eq!(one[0].tls.level, TlsLevel::Offered);
+
+    let (_profile, session) = session("assess-bench", "SMTP_STARTTLS_PORT").await;
+    let started = std::time::Instant::now();
+    let cold = session
+        .assess_with(addresses.clone(), options())
+        .await
+        .unwrap();
+    let cold_time = started.elapsed();
+    assert!(cold.iter().all(|r| r.tls.level == TlsLevel::Offered));
+
+    let started = std::time::Instant::now();
+    session.assess_with(addresses, options()).await.unwrap();
+    let warm_time = started.elapsed();
+
+    let ratio = |time: Duration| time.as_secs_f64() / single_time.as_secs_f64();
+    println!(
+        "one recipient cold: {:.3} s; 50 domains cold: {:.3} s ({:.1}x); warm: {:.4} s ({:.3}x)",
+        single_time.as_secs_f64(),
+        cold_time.as_secs_f64(),
+        ratio(cold_time),
+        warm_time.as_secs_f64(),
+        ratio(warm_time)
+    );
+}

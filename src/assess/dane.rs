@@ -32,7 +32,7 @@ pub enum DaneResult {
     Unusable,
     /// No TLSA records.
     None,
-    /// The lookup failed; the reason says why.
+    /// The lookup failed, and the reason gives the error.
     Failed,
 }
 
@@ -57,7 +57,7 @@ pub struct DaneLookups {
     records: Vec<Vec<TlsaRecord>>,
 }
 
-/// Looks up the TLSA records of every MX host. `mx_secure` says whether
+/// Looks up the TLSA records of every MX host. `mx_secure` is true when
 /// the MX answer itself was DNSSEC-signed.
 pub async fn lookup_all(resolver: &Resolver, hosts: &[String], mx_secure: bool) -> DaneLookups {
     let lookups = hosts.iter().map(|host| lookup(resolver, host, mx_secure));

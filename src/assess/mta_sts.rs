@@ -66,7 +66,7 @@ impl MtaStsMode {
     }
 }
 
-/// Where the policy in a finding came from.
+/// The origin of the policy in a finding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicySource {
@@ -114,7 +114,7 @@ pub struct MtaStsFinding {
     pub mx_patterns: Vec<String>,
     /// The policy's max_age in seconds.
     pub max_age: Option<u64>,
-    /// Where the policy came from.
+    /// The origin of the policy.
     pub source: Option<PolicySource>,
     /// When the policy in use was fetched, Unix seconds.
     pub fetched_at: Option<i64>,

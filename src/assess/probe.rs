@@ -4,7 +4,7 @@
 //!
 //! A probe sends EHLO, and STARTTLS when offered, then QUIT; it never
 //! sends MAIL FROM. Many desktop networks block outgoing port 25, so a
-//! probe that gets no connection or no answer within its timeout reports
+//! probe that gets no connection or no reply within its timeout reports
 //! "could not probe", never "no TLS".
 
 use std::net::SocketAddr;
@@ -25,10 +25,10 @@ use crate::net::{self, NetError, TlsContext};
 /// octets, and the limit leaves room for servers that exceed it.
 const MAX_LINE_BYTES: usize = 4096;
 
-/// The most lines one multi-line reply may have.
+/// The maximum number of lines in one multi-line reply.
 const MAX_REPLY_LINES: usize = 100;
 
-/// What a probe of one MX host found.
+/// The result of probing one MX host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ProbeResult {
@@ -40,9 +40,9 @@ pub enum ProbeResult {
         /// The negotiated TLS version, when the handshake completed.
         tls_version: Option<String>,
     },
-    /// The host answered EHLO without STARTTLS.
+    /// The host replied to EHLO without STARTTLS.
     NotOffered,
-    /// No connection or no answer in time; port 25 may be blocked here.
+    /// No connection or no reply in time, so port 25 may be blocked here.
     CouldNotProbe,
 }
 

@@ -31,7 +31,7 @@ pub struct RecipientAssessment {
     pub openpgp: OpenpgpFinding,
     /// S/MIME certificates.
     pub smime: SmimeFinding,
-    /// How a copy travels to the recipient's domain.
+    /// The TLS findings for the recipient's domain.
     pub tls: DomainTls,
     /// The clinic's message portal.
     pub portal: PortalFinding,
@@ -39,7 +39,7 @@ pub struct RecipientAssessment {
     pub seen_at: i64,
 }
 
-/// What a WKD lookup found.
+/// The result of a WKD lookup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum WkdFinding {
@@ -82,7 +82,7 @@ pub struct OpenpgpFinding {
     pub usable: bool,
     /// The certificate Wardmail would encrypt to.
     pub fingerprint: Option<String>,
-    /// How that certificate arrived: "imported", "generated", "wkd" or
+    /// The origin of that certificate: "imported", "generated", "wkd" or
     /// "autocrypt".
     pub source: Option<String>,
     /// A newer key for the address that waits for the user's acceptance.
@@ -124,6 +124,7 @@ pub(super) struct AssessCache {
     recipients: Mutex<HashMap<String, RecipientAssessment>>,
     domains: Mutex<HashMap<String, DomainTls>>,
     requiretls: Mutex<Option<(Option<bool>, i64)>>,
+    wkd: Mutex<HashMap<String, (WkdFinding, i64)>>,
     refreshing: Mutex<HashSet<String>>,
 }
 
@@ -272,6 +273,9 @@ impl Session {
         if let Ok(mut cached) = self.assess_cache.requiretls.lock() {
             *cached = None;
         }
+        if let Ok(mut cache) = self.assess_cache.wkd.lock() {
+            cache.clear();
+        }
     }
 
     /// Builds the resolver and the HTTPS trust anchors from the profile's
@@ -364,25 +368,41 @@ impl Session {
         };
 
         if let Some(client) = wkd_client.filter(|_| !openpgp.usable) {
-            openpgp.wkd = match client.lookup(address).await {
-                Ok(wkd::Outcome::Found(found)) => {
-                    openpgp.reason = format!(
-                        "no key held; {} publishes one in its Web Key Directory: import it to \
-                         encrypt",
-                        found.host
-                    );
-                    WkdFinding::Found {
-                        fingerprints: found.fingerprints,
-                        host: found.host,
-                    }
-                }
-                Ok(wkd::Outcome::NotPublished { host, .. }) => WkdFinding::NotPublished { host },
-                Err(error) => WkdFinding::Failed {
-                    reason: error.to_string(),
-                },
-            };
+            openpgp.wkd = self.wkd_finding(client, address).await;
+            if let WkdFinding::Found { host, .. } = &openpgp.wkd {
+                openpgp.reason = format!(
+                    "no key held; {host} publishes one in its Web Key Directory: import it to \
+                     encrypt"
+                );
+            }
         }
         Ok((openpgp, smime))
+    }
+
+    /// Looks up `address` in WKD, or returns the finding cached within
+    /// [`KEY_TTL`].
+    async fn wkd_finding(&self, client: &wkd::WkdClient, address: &str) -> WkdFinding {
+        let now = unix_now();
+        if let Ok(cache) = self.assess_cache.wkd.lock()
+            && let Some((finding, seen_at)) = cache.get(address)
+            && is_fresh(*seen_at, KEY_TTL, now)
+        {
+            return finding.clone();
+        }
+        let finding = match client.lookup(address).await {
+            Ok(wkd::Outcome::Found(found)) => WkdFinding::Found {
+                fingerprints: found.fingerprints,
+                host: found.host,
+            },
+            Ok(wkd::Outcome::NotPublished { host, .. }) => WkdFinding::NotPublished { host },
+            Err(error) => WkdFinding::Failed {
+                reason: error.to_string(),
+            },
+        };
+        if let Ok(mut cache) = self.assess_cache.wkd.lock() {
+            cache.insert(address.to_owned(), (finding.clone(), now));
+        }
+        finding
     }
 
     /// Reads the held OpenPGP keys and the Autocrypt state. Blocking work

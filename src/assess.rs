@@ -301,6 +301,9 @@ impl Assessor {
                     .then(|| format!("{domain} publishes a null MX: it accepts no mail"));
                 (hosts, Some(secure), error)
             }
+            // NOTE: the implicit MX gets no DNSSEC status, so its DANE records
+            // are reported as unsigned even in a signed zone. Validating its
+            // address records would let RFC 7672 section 2.2.2 apply.
             Err(DnsError::NotFound { .. }) => match self.resolver.addresses(domain).await {
                 Ok(_) => {
                     let implicit = MxHost {

@@ -9,6 +9,8 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod assess;
+
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::Serialize;
@@ -150,6 +152,18 @@ pub enum Command {
     /// trusted CAs.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show how a message to each address would travel: keys held, WKD,
+    /// and TLS for the recipient's domain (MX, MTA-STS, DANE, STARTTLS
+    /// probe, REQUIRETLS at submission). See docs/assessment.md.
+    Assess {
+        /// Recipient addresses.
+        #[arg(required = true, value_name = "ADDRESS")]
+        addresses: Vec<String>,
+        #[command(flatten)]
+        account: AccountChoice,
+        #[command(flatten)]
+        options: assess::AssessArguments,
+    },
 }
 
 /// Keys subcommands.
@@ -399,6 +413,11 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
             resend,
         } => outbox(open(profile, account).await?, retry, resend).await,
         Command::Policy => Ok(check_policy()),
+        Command::Assess {
+            addresses,
+            account,
+            options,
+        } => assess::assess(open(profile, account).await?, addresses, options).await,
         Command::Inspect {
             file,
             account,

@@ -28,6 +28,7 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError as HickoryNetError};
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::rr::{RData, RecordType};
 use serde::{Deserialize, Serialize};
 
 /// Environment variable that overrides the DNS nameserver ("IP" or
@@ -198,6 +199,37 @@ pub struct ValidatedAddresses {
     pub validation: Validation,
 }
 
+/// An answer together with its DNSSEC status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validated<T> {
+    /// The records.
+    pub value: T,
+    /// Whether every record was signed.
+    pub validation: Validation,
+}
+
+/// One MX record (RFC 5321 section 5.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MxRecord {
+    /// Lower values are tried first.
+    pub preference: u16,
+    /// The mail server's host name, lower-case, without the final dot.
+    pub exchange: String,
+}
+
+/// One TLSA record (RFC 6698 section 2.1), with its fields as numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsaRecord {
+    /// Certificate usage: 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE.
+    pub usage: u8,
+    /// Selector: 0 the whole certificate, 1 its SubjectPublicKeyInfo.
+    pub selector: u8,
+    /// Matching type: 0 exact, 1 SHA-256, 2 SHA-512.
+    pub matching: u8,
+    /// The certificate association data.
+    pub data: Vec<u8>,
+}
+
 /// A DNS resolver with the profile's nameserver and trust anchor.
 #[derive(Clone)]
 pub struct Resolver {
@@ -296,6 +328,109 @@ impl Resolver {
         })
     }
 
+    /// Looks up the MX records of `domain` with DNSSEC validation, sorted by
+    /// preference. A domain without MX records is [`DnsError::NotFound`].
+    pub async fn mx(&self, domain: &str) -> Result<Validated<Vec<MxRecord>>, DnsError> {
+        let (records, validation) = self.validated_records(domain, RecordType::MX).await?;
+        let mut mx: Vec<MxRecord> = records
+            .into_iter()
+            .filter_map(|data| match data {
+                RData::MX(record) => Some(MxRecord {
+                    preference: record.preference,
+                    exchange: relative(&record.exchange.to_ascii()),
+                }),
+                _ => None,
+            })
+            .collect();
+        mx.sort_by_key(|record| record.preference);
+        Ok(Validated {
+            value: mx,
+            validation,
+        })
+    }
+
+    /// Looks up the TLSA records at `name` (such as `_25._tcp.mx.example.org`)
+    /// with DNSSEC validation.
+    pub async fn tlsa(&self, name: &str) -> Result<Validated<Vec<TlsaRecord>>, DnsError> {
+        let (records, validation) = self.validated_records(name, RecordType::TLSA).await?;
+        let tlsa = records
+            .into_iter()
+            .filter_map(|data| match data {
+                RData::TLSA(record) => Some(TlsaRecord {
+                    usage: record.cert_usage.into(),
+                    selector: record.selector.into(),
+                    matching: record.matching.into(),
+                    data: record.cert_data,
+                }),
+                _ => None,
+            })
+            .collect();
+        Ok(Validated {
+            value: tlsa,
+            validation,
+        })
+    }
+
+    /// Looks up the TXT records at `name` without DNSSEC validation, each
+    /// record's strings joined as RFC 7208 section 3.3 and RFC 8461 section
+    /// 3.1 join them.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let lookup = self
+            .plain
+            .lookup(absolute(name), RecordType::TXT)
+            .await
+            .map_err(|error| self.classify(name, error))?;
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::TXT(txt) => Some(
+                    txt.txt_data
+                        .iter()
+                        .map(|part| String::from_utf8_lossy(part).into_owned())
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Looks up records of one type with DNSSEC validation. A bogus answer,
+    /// or one whose status cannot be determined, is an error.
+    async fn validated_records(
+        &self,
+        name: &str,
+        record_type: RecordType,
+    ) -> Result<(Vec<RData>, Validation), DnsError> {
+        let lookup = self
+            .validating
+            .lookup(absolute(name), record_type)
+            .await
+            .map_err(|error| self.classify(name, error))?;
+        let mut validation = Validation::Secure;
+        let mut records = Vec::new();
+        for record in lookup.answers() {
+            match record.proof {
+                Proof::Secure => {}
+                Proof::Insecure => validation = Validation::Insecure,
+                Proof::Bogus | Proof::Indeterminate => {
+                    return Err(DnsError::Bogus {
+                        host: name.to_owned(),
+                    });
+                }
+            }
+            if record.data.record_type() == record_type {
+                records.push(record.data.clone());
+            }
+        }
+        if records.is_empty() {
+            return Err(DnsError::NotFound {
+                host: name.to_owned(),
+            });
+        }
+        Ok((records, validation))
+    }
+
     fn classify(&self, host: &str, error: HickoryNetError) -> DnsError {
         match &error {
             HickoryNetError::Dns(HickoryDnsError::NoRecordsFound(_)) => DnsError::NotFound {
@@ -316,6 +451,11 @@ impl Resolver {
             },
         }
     }
+}
+
+/// Removes the root label of a name as hickory prints it.
+fn relative(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_lowercase()
 }
 
 /// Appends the root label, so that the system's search domains are never

@@ -165,37 +165,80 @@ impl TlsContext {
         host: &str,
         port: u16,
     ) -> Result<TlsStream<TcpStream>, NetError> {
+        self.handshake_inspect(tcp, host, port).await.result
+    }
+
+    /// Runs the TLS handshake over `tcp` like [`TlsContext::handshake`], and
+    /// also returns the certificate chain the server presented, even when
+    /// the chain was not trusted. DANE (RFC 6698) compares that chain with
+    /// TLSA records, independently of the trust anchors.
+    pub async fn handshake_inspect(
+        &self,
+        tcp: TcpStream,
+        host: &str,
+        port: u16,
+    ) -> InspectedHandshake {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls_error = |reason: String| NetError::Tls {
             host: host.to_owned(),
             port,
             reason,
         };
+        let failed = |error: NetError| InspectedHandshake {
+            chain: Vec::new(),
+            result: Err(error),
+        };
         let inner =
-            WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider.clone())
+            match WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider.clone())
                 .build()
-                .map_err(|e| tls_error(e.to_string()))?;
+            {
+                Ok(inner) => inner,
+                Err(error) => return failed(tls_error(error.to_string())),
+            };
         let verifier = Arc::new(RecordingVerifier {
             inner,
             seen: Mutex::new(None),
+            chain: Mutex::new(Vec::new()),
         });
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let config = match rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| tls_error(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_no_client_auth();
-        let name = ServerName::try_from(host.to_owned()).map_err(|_| NetError::HostNotFound {
-            host: host.to_owned(),
-        })?;
-        match TlsConnector::from(Arc::new(config))
+        {
+            Ok(builder) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier.clone())
+                .with_no_client_auth(),
+            Err(error) => return failed(tls_error(error.to_string())),
+        };
+        let Ok(name) = ServerName::try_from(host.to_owned()) else {
+            return failed(NetError::HostNotFound {
+                host: host.to_owned(),
+            });
+        };
+        let result = match TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
         {
             Ok(stream) => Ok(stream),
             Err(error) => Err(diagnose_handshake(error, host, port, &verifier)),
-        }
+        };
+        let chain = verifier
+            .chain
+            .lock()
+            .map(|chain| chain.clone())
+            .unwrap_or_default();
+        InspectedHandshake { chain, result }
     }
+}
+
+/// A TLS handshake's result together with the certificates the server
+/// presented.
+#[derive(Debug)]
+pub struct InspectedHandshake {
+    /// The presented chain in DER, end entity first; empty when the server
+    /// sent no certificate before the handshake failed.
+    pub chain: Vec<Vec<u8>>,
+    /// The stream, or why the handshake or the certificate check failed.
+    pub result: Result<TlsStream<TcpStream>, NetError>,
 }
 
 fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), NetError> {
@@ -380,6 +423,8 @@ fn describe_name(name: &openssl::x509::X509NameRef) -> String {
 struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
     seen: Mutex<Option<Vec<u8>>>,
+    /// The end entity and the intermediates, for DANE.
+    chain: Mutex<Vec<Vec<u8>>>,
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -393,6 +438,12 @@ impl ServerCertVerifier for RecordingVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(end_entity.to_vec());
+        }
+        if let Ok(mut chain) = self.chain.lock() {
+            *chain = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|certificate| certificate.to_vec())
+                .collect();
         }
         self.inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)

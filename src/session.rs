@@ -8,7 +8,7 @@ use std::sync::Arc;
 use openssl::x509::X509;
 
 use crate::account::{Account, AccountError, Config, Profile};
-use crate::dns::{DnsError, Resolver};
+use crate::dns::DnsError;
 use crate::imap::{self, ImapError, Role};
 use crate::net::{NetError, TlsContext};
 use crate::outbox::{self, OutboxError};
@@ -23,8 +23,12 @@ use crate::store::{CertificateSource, Folder, Store, StoreError};
 use crate::sync::{self, FolderReport, Progress, SyncError, blocking};
 use crate::wkd::{self, WkdClient, WkdError};
 
+mod assess;
 mod keys;
 
+pub use assess::{
+    AutocryptFinding, OpenpgpFinding, PortalFinding, RecipientAssessment, SmimeFinding, WkdFinding,
+};
 pub use keys::{Method, OpenpgpKey};
 
 /// Errors from any account operation, for callers that only report them.
@@ -78,6 +82,12 @@ pub enum SessionError {
     /// Writing a signed or encrypted message.
     #[error(transparent)]
     Seal(crate::protected::SealError),
+    /// A recipient address without a local part or a domain.
+    #[error(
+        "invalid recipient address with domain part {0:?}: enter an address like \
+         name@clinic.example"
+    )]
+    InvalidRecipient(String),
     /// A background task failed.
     #[error("a background task failed: {0}")]
     Task(String),
@@ -107,6 +117,7 @@ pub struct Session {
     /// The parsed S/MIME identities and trust store, with the store
     /// generation they were read at.
     smime_material: Arc<SmimeCache>,
+    assess_cache: assess::AssessCache,
 }
 
 /// The cached S/MIME material with the store generation it was read at.
@@ -173,6 +184,7 @@ impl Session {
                 connection: tokio::sync::Mutex::new(None),
                 unlocked: std::sync::Mutex::new(keys::UnlockCache::default()),
                 smime_material: Arc::new(std::sync::Mutex::new(None)),
+                assess_cache: assess::AssessCache::default(),
             })
         })
         .await?;
@@ -571,15 +583,8 @@ impl Session {
     /// Builds a WKD client from the profile's settings. Reads the trust
     /// anchor and CA files, so it runs on the blocking pool.
     async fn wkd_client(&self) -> Result<WkdClient, SessionError> {
-        let settings = self.config.network.clone().with_env_overrides();
-        let account_ca = self.account.ca_file.clone();
-        unblock(move || {
-            let resolver = Resolver::new(&settings)?;
-            let ca_files = account_ca.iter().chain(settings.https_ca_file.iter());
-            let tls = TlsContext::load_all(ca_files.map(PathBuf::as_path))?;
-            Ok(WkdClient::new(resolver, tls))
-        })
-        .await
+        let (resolver, tls) = self.network_context().await?;
+        Ok(WkdClient::new(resolver, tls))
     }
 
     /// Lists the fingerprints of every imported OpenPGP certificate.

@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::account::{Config, Profile};
+use crate::assess::{MtaStsMode, StoredPolicy};
 use crate::imap::{RemoteEnvelope, RemoteFolder, Role, Selected};
 use crate::secret::{KeyringEntry, Secret, SecretError};
 
@@ -401,6 +402,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     created INTEGER NOT NULL,
     updated INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mta_sts_policy (
+    domain TEXT PRIMARY KEY,
+    policy_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    mx TEXT NOT NULL,
+    max_age INTEGER NOT NULL,
+    fetched_at INTEGER NOT NULL
 );
 ";
 
@@ -1132,6 +1141,67 @@ impl Store {
             )
             .map(drop)
             .map_err(sql("saving Autocrypt state"))
+    }
+
+    /// Reads the cached MTA-STS policy of `domain` (lower-case), expired or
+    /// not.
+    pub fn mta_sts_policy(&self, domain: &str) -> Result<Option<StoredPolicy>, StoreError> {
+        let row = self
+            .db()
+            .query_row(
+                "SELECT policy_id, mode, mx, max_age, fetched_at FROM mta_sts_policy
+                 WHERE domain = ?1",
+                [domain],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(sql("reading an MTA-STS policy"))?;
+        // A row with an unknown mode cannot come from this version; it is
+        // treated as absent, so the policy is fetched again.
+        Ok(row.and_then(|(id, mode, mx, max_age, fetched_at)| {
+            let mode = match mode.as_str() {
+                "enforce" => MtaStsMode::Enforce,
+                "testing" => MtaStsMode::Testing,
+                "none" => MtaStsMode::None,
+                _ => return None,
+            };
+            Some(StoredPolicy {
+                domain: domain.to_owned(),
+                id,
+                mode,
+                mx: mx.lines().map(str::to_owned).collect(),
+                max_age: max_age.max(0) as u64,
+                fetched_at,
+            })
+        }))
+    }
+
+    /// Stores an MTA-STS policy, replacing the domain's previous one.
+    pub fn save_mta_sts_policy(&self, policy: &StoredPolicy) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "INSERT OR REPLACE INTO mta_sts_policy
+                   (domain, policy_id, mode, mx, max_age, fetched_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    policy.domain,
+                    policy.id,
+                    policy.mode.as_str(),
+                    policy.mx.join("\n"),
+                    policy.max_age as i64,
+                    policy.fetched_at
+                ],
+            )
+            .map(drop)
+            .map_err(sql("saving an MTA-STS policy"))
     }
 
     /// Adds a CA certificate (DER) that the user chose to trust.

@@ -9,6 +9,8 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod audit;
+
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::Serialize;
@@ -129,6 +131,9 @@ pub enum Command {
     /// trusted CAs.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// List, export or verify the audit log of sent messages.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Keys subcommands.
@@ -357,6 +362,7 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
         Command::Account(AccountCommand::Add(add)) => add_account(profile, add).await,
         Command::Account(AccountCommand::Test(choice)) => test_account(profile, choice).await,
         Command::Account(AccountCommand::List) => list_accounts(profile),
+        Command::Audit(command) => audit::run(profile, command).await,
         Command::Sync(choice) => sync(open(profile, choice).await?).await,
         Command::Folders { account, json } => folders(open(profile, account).await?, json).await,
         Command::List {

@@ -3,7 +3,7 @@
 //! account, Message-ID, each recipient with the delivery method, evidence
 //! and outcome, the policy decision, any override, the outcome). Other
 //! kinds of event use the same entry with their own `kind` and `details`.
-//! No entry holds a subject or a body.
+//! No entry contains a subject or a body.
 //!
 //! # The chain
 //!
@@ -84,7 +84,7 @@ pub enum AuditError {
 pub struct AuditRecipient {
     /// The recipient's address.
     pub address: String,
-    /// How this recipient's copy travelled, for example "tls".
+    /// The delivery method of this recipient's copy, for example "tls".
     pub method: String,
     /// A short summary of why that method was chosen.
     pub evidence: String,
@@ -167,8 +167,8 @@ pub struct PlannedRecipient {
     pub evidence: String,
 }
 
-/// What the sender knows before a send: each recipient's method and
-/// evidence, the policy decision and any override. The outbox keeps it with
+/// The sender's plan for a send: each recipient's method and evidence,
+/// the policy decision and any override. The outbox keeps it with
 /// the message, so a retry after a restart records the same plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditDraft {
@@ -354,9 +354,9 @@ impl Damage {
 pub struct Break {
     /// The first damaged sequence number.
     pub seq: u64,
-    /// What happened to it.
+    /// The kind of damage.
     pub damage: Damage,
-    /// What verify saw, in words.
+    /// The finding, in words.
     pub detail: String,
 }
 
@@ -521,7 +521,8 @@ fn missing(first: u64, last: u64) -> String {
 
 /// Stores the sender's plan with an outbox entry. Blocks on SQLite.
 pub fn save_plan(store: &Store, outbox: i64, draft: &AuditDraft) -> Result<(), StoreError> {
-    // Serializing cannot fail: the draft holds only strings and options.
+    // Serializing cannot fail: the draft contains only strings, options
+    // and a vector of structs of strings.
     let plan = serde_json::to_string(draft).unwrap_or_default();
     store
         .db()

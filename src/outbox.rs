@@ -50,9 +50,9 @@ pub enum OutboxError {
          check the disk and run `wardmail audit verify`"
     )]
     Audit {
-        /// What happened to the message, in words.
+        /// The message's fate, in words ("sent", "not sent").
         outcome: &'static str,
-        /// Why the entry was not written.
+        /// The reason the entry was not written.
         source: AuditError,
     },
 }
@@ -168,8 +168,8 @@ pub async fn send(
     copy_to_sent(store, account, password, tls, entry).await
 }
 
-/// Appends the audit entry of an attempt; `words` says what happened to
-/// the message if that fails.
+/// Appends the audit entry of an attempt. If that fails, the error names
+/// the message's fate with `words`.
 async fn record(
     store: &Arc<Store>,
     entry: &OutboxEntry,

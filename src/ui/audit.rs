@@ -1,5 +1,5 @@
 //! The audit log: every recorded send, newest first, with a filter and a
-//! "Verify log" button that checks the hash chain and says the result in
+//! "Verify log" button that checks the hash chain and shows the result in
 //! words.
 
 use std::sync::Arc;
@@ -269,6 +269,13 @@ fn entry_view(record: &AuditRecord) -> Element<'_, Message> {
                 recipient.address, recipient.method, recipient.evidence
             ))
             .size(style::SMALL),
+        );
+    }
+    if let Some(error) = entry.details.get("error") {
+        block = block.push(
+            text(format!("Error: {error}"))
+                .size(style::SMALL)
+                .style(style::error_text),
         );
     }
     let mut decision = format!("Decision: {}", entry.decision);

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod assess;
+mod audit;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -164,6 +165,9 @@ pub enum Command {
         #[command(flatten)]
         options: assess::AssessArguments,
     },
+    /// List, export or verify the audit log of sent messages.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Keys subcommands.
@@ -392,6 +396,7 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
         Command::Account(AccountCommand::Add(add)) => add_account(profile, add).await,
         Command::Account(AccountCommand::Test(choice)) => test_account(profile, choice).await,
         Command::Account(AccountCommand::List) => list_accounts(profile),
+        Command::Audit(command) => audit::run(profile, command).await,
         Command::Sync(choice) => sync(open(profile, choice).await?).await,
         Command::Folders { account, json } => folders(open(profile, account).await?, json).await,
         Command::List {

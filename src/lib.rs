@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod assess;
+pub mod audit;
 pub mod autocrypt;
 pub mod compose;
 pub mod dns;

@@ -8,10 +8,15 @@
 //! the message, so it is resent only when the user says so. `Submitted`
 //! means only the copy to the Sent folder is missing; a retry then appends
 //! it without submitting again.
+//!
+//! Every submission attempt that ends `Submitted`, `Failed` or `Uncertain`
+//! appends a "send" entry to the audit log ([`crate::audit`]), and so does
+//! each entry that [`recover`] finds interrupted.
 
 use std::sync::Arc;
 
 use crate::account::Account;
+use crate::audit::{self, AuditError, SendOutcome};
 use crate::imap::{self, ImapError, Role};
 use crate::net::TlsContext;
 use crate::secret::Secret;
@@ -39,6 +44,17 @@ pub enum OutboxError {
     /// resend.
     #[error("this message may already have been sent; choose \"Send again\" to send it anyway")]
     NeedsConfirmation,
+    /// The attempt ended, but its audit log entry could not be written.
+    #[error(
+        "the message was {outcome}, but recording that in the audit log failed: {source}; \
+         check the disk and run `wardmail audit verify`"
+    )]
+    Audit {
+        /// The message's fate, in words ("sent", "not sent").
+        outcome: &'static str,
+        /// The reason the entry was not written.
+        source: AuditError,
+    },
 }
 
 /// Adds a message to the outbox. Returns the entry id.
@@ -58,23 +74,21 @@ pub async fn enqueue(
     .await
 }
 
-/// Marks entries left in `Sending` by a crash as `Uncertain`; call once at
-/// start-up before anything is sent.
+/// Marks entries left in `Sending` by a crash as `Uncertain` and records
+/// each in the audit log; call once at start-up before anything is sent.
 pub async fn recover(store: &Arc<Store>, account: &str) -> Result<usize, SyncError> {
+    const STOPPED: &str = "Wardmail stopped while sending this message";
     let account = account.to_owned();
     blocking(store, move |s| {
-        let stuck: Vec<i64> = s
+        let stuck: Vec<OutboxEntry> = s
             .outbox(&account)?
             .into_iter()
             .filter(|e| e.state == OutboxState::Sending)
-            .map(|e| e.id)
             .collect();
-        for id in &stuck {
-            s.outbox_set_state(
-                *id,
-                OutboxState::Uncertain,
-                Some("Wardmail stopped while sending this message"),
-            )?;
+        for entry in &stuck {
+            s.outbox_set_state(entry.id, OutboxState::Uncertain, Some(STOPPED))?;
+            let record = audit::send_entry(s, entry, SendOutcome::Uncertain, Some(STOPPED))?;
+            audit::append(s, record)?;
         }
         Ok(stuck.len())
     })
@@ -135,7 +149,14 @@ pub async fn send(
         };
         let text = error.to_string();
         tracing::warn!(account = %account.id, outbox = id, ?state, "submission failed");
-        blocking(store, move |s| s.outbox_set_state(id, state, Some(&text))).await?;
+        let stored = text.clone();
+        blocking(store, move |s| s.outbox_set_state(id, state, Some(&stored))).await?;
+        let (outcome, words) = if state == OutboxState::Failed {
+            (SendOutcome::Failed, "not sent")
+        } else {
+            (SendOutcome::Uncertain, "possibly sent")
+        };
+        record(store, entry, outcome, Some(text), words).await?;
         return Err(error.into());
     }
     blocking(store, move |s| {
@@ -143,7 +164,29 @@ pub async fn send(
     })
     .await?;
     tracing::info!(account = %account.id, outbox = id, recipients = entry.recipients.len(), "message submitted");
+    record(store, entry, SendOutcome::Accepted, None, "sent").await?;
     copy_to_sent(store, account, password, tls, entry).await
+}
+
+/// Appends the audit entry of an attempt. If that fails, the error names
+/// the message's fate with `words`.
+async fn record(
+    store: &Arc<Store>,
+    entry: &OutboxEntry,
+    outcome: SendOutcome,
+    error: Option<String>,
+    words: &'static str,
+) -> Result<(), OutboxError> {
+    match audit::record_send(store, entry, outcome, error).await {
+        Ok(_) => Ok(()),
+        Err(source) => {
+            tracing::error!(account = %entry.account, outbox = entry.id, error = %source, "cannot write the audit log");
+            Err(OutboxError::Audit {
+                outcome: words,
+                source,
+            })
+        }
+    }
 }
 
 /// Sends every entry that is queued, failed or awaiting its Sent copy.

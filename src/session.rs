@@ -8,6 +8,7 @@ use std::sync::Arc;
 use openssl::x509::X509;
 
 use crate::account::{Account, AccountError, Config, Profile};
+use crate::audit::AuditDraft;
 use crate::dns::DnsError;
 use crate::imap::{self, ImapError, Role};
 use crate::net::{NetError, TlsContext};
@@ -370,14 +371,33 @@ impl Session {
     }
 
     /// Puts a message in the outbox and tries to send it at once. The
-    /// entry stays in the outbox, with its error, if sending fails.
+    /// entry stays in the outbox, with its error, if sending fails. The
+    /// audit log records every recipient as plain submission over TLS; see
+    /// [`Session::send_with_audit`] to record a route plan.
     pub async fn send(
         &self,
         message_id: String,
         raw: Vec<u8>,
         recipients: Vec<String>,
     ) -> Result<i64, SessionError> {
+        let draft = AuditDraft::submission_only(&recipients);
+        self.send_with_audit(message_id, raw, recipients, draft)
+            .await
+    }
+
+    /// Sends as [`Session::send`] does, and keeps `audit` (each recipient's
+    /// method and evidence, the policy decision, any override) with the
+    /// outbox entry, so that every attempt's audit log entry, including
+    /// retries after a restart, records that plan.
+    pub async fn send_with_audit(
+        &self,
+        message_id: String,
+        raw: Vec<u8>,
+        recipients: Vec<String>,
+        audit: AuditDraft,
+    ) -> Result<i64, SessionError> {
         let id = outbox::enqueue(&self.store, &self.account, message_id, raw, recipients).await?;
+        blocking(&self.store, move |s| crate::audit::save_plan(s, id, &audit)).await?;
         let account = self.account.id.clone();
         let entry = blocking(&self.store, move |s| s.outbox(&account))
             .await?

@@ -1,5 +1,6 @@
-//! The local store: folders, envelopes, flags, cached bodies and the outbox,
-//! in one SQLite database encrypted at rest with SQLCipher.
+//! The local store: folders, envelopes, flags, cached bodies, the outbox
+//! and the audit log's tables (written by [`crate::audit`]), in one SQLite
+//! database encrypted at rest with SQLCipher.
 //!
 //! The 256-bit database key is generated once per profile and kept in the
 //! OS keyring ([`crate::secret::KeyringEntry::store_key`]); it never touches
@@ -72,7 +73,7 @@ pub enum StoreError {
     },
 }
 
-fn sql(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn sql(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { operation, source }
 }
 
@@ -411,6 +412,21 @@ CREATE TABLE IF NOT EXISTS mta_sts_policy (
     max_age INTEGER NOT NULL,
     fetched_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY,
+    entry TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    count INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox_audit_plan (
+    outbox INTEGER PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
+    plan TEXT NOT NULL
+);
 ";
 
 impl Store {
@@ -488,7 +504,9 @@ impl Store {
         locks.entry(folder).or_default().clone()
     }
 
-    fn db(&self) -> MutexGuard<'_, Connection> {
+    /// Locks the connection, for core modules that own their tables
+    /// (`crate::audit`).
+    pub(crate) fn db(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite itself consistent
         // (every write is in a transaction), so a poisoned lock is usable.
         self.connection

@@ -1,11 +1,13 @@
 //! The desktop window (iced 0.14). The window shows one screen at a time:
 //! the welcome form on first start, then the mailbox, with the composer,
-//! the outbox, the Keys screen and the account settings shown in its place
+//! the outbox, the Keys screen, the audit log and the account settings
+//! shown in its place
 //! when opened.
 //! Every screen lives in `src/ui/` and has the same shape: a state struct,
 //! a `Message` enum, an `Event` enum for this module, `update` returning
 //! `(Task<Message>, Option<Event>)`, and `view`.
 
+mod audit;
 mod composer;
 pub(crate) mod format;
 mod keys;
@@ -28,6 +30,7 @@ use wardmail::mailto::{Mailto, MailtoError};
 use wardmail::policy::{Location, Policy, PolicyError};
 use wardmail::session::{Session, SessionError};
 
+use audit::Audit;
 use composer::Composer;
 use keys::Keys;
 use mailbox::Mailbox;
@@ -100,6 +103,7 @@ enum Overlay {
     Composer(Box<Composer>),
     Outbox(Box<Outbox>),
     Keys(Box<Keys>),
+    Audit(Box<Audit>),
     Settings(Box<Setup>),
 }
 
@@ -114,6 +118,7 @@ enum Message {
     Composer(composer::Message),
     Outbox(outbox::Message),
     Keys(keys::Message),
+    Audit(audit::Message),
     Shortcut(Shortcut),
     /// Read the settings and open the account again.
     Retry,
@@ -232,6 +237,7 @@ impl App {
             Message::Composer(message) => self.composer_message(message),
             Message::Outbox(message) => self.outbox_message(message),
             Message::Keys(message) => self.keys_message(message),
+            Message::Audit(message) => self.audit_message(message),
             Message::Shortcut(shortcut) => self.shortcut(shortcut),
             Message::Retry => self.reopen(),
             Message::EditAccount => {
@@ -423,6 +429,11 @@ impl App {
                 self.overlay = Some(Overlay::Keys(Box::new(keys)));
                 Task::batch([task, load.map(Message::Keys)])
             }
+            mailbox::Event::OpenAudit => {
+                let (audit, load) = Audit::new(session);
+                self.overlay = Some(Overlay::Audit(Box::new(audit)));
+                Task::batch([task, load.map(Message::Audit)])
+            }
             mailbox::Event::OpenSettings => {
                 let (Ok(profile), Some(config)) = (self.profile.clone(), &self.config) else {
                     return task;
@@ -501,6 +512,17 @@ impl App {
         }
     }
 
+    fn audit_message(&mut self, message: audit::Message) -> Task<Message> {
+        let Some(Overlay::Audit(audit)) = &mut self.overlay else {
+            return Task::none();
+        };
+        let (task, event) = audit.update(message);
+        match event {
+            Some(audit::Event::Closed) => self.close_overlay(None),
+            None => task.map(Message::Audit),
+        }
+    }
+
     fn shortcut(&mut self, shortcut: Shortcut) -> Task<Message> {
         match shortcut {
             Shortcut::FocusNext => return iced::widget::operation::focus_next(),
@@ -518,6 +540,10 @@ impl App {
             },
             (Some(Overlay::Keys(_)), _) => match shortcut {
                 Shortcut::Escape => Message::Keys(keys::Message::Close),
+                _ => return Task::none(),
+            },
+            (Some(Overlay::Audit(_)), _) => match shortcut {
+                Shortcut::Escape => Message::Audit(audit::Message::Close),
                 _ => return Task::none(),
             },
             (Some(Overlay::Settings(_)), _) => match shortcut {
@@ -608,6 +634,7 @@ impl App {
                     Some(Overlay::Composer(composer)) => composer.view().map(Message::Composer),
                     Some(Overlay::Outbox(outbox)) => outbox.view().map(Message::Outbox),
                     Some(Overlay::Keys(keys)) => keys.view().map(Message::Keys),
+                    Some(Overlay::Audit(audit)) => audit.view().map(Message::Audit),
                     Some(Overlay::Settings(setup)) => setup.view().map(Message::Settings),
                     None => mailbox.view().map(Message::Mailbox),
                 };

@@ -395,3 +395,72 @@ fn plan_blocks_phi_without_keys() {
     let text = success(colleague);
     assert!(text.contains("Internal"), "{text}");
 }
+
+#[test]
+fn audit_export_and_verify_after_send() {
+    let user = &support::user("cli-audit");
+    let dir = tempfile::tempdir().unwrap();
+    success(add_account(dir.path(), user, &support::env("PASSWORD")));
+    success(wardmail(dir.path(), &["sync"], ""));
+    for n in 1..=2 {
+        let file = dir.path().join(format!("audit{n}.eml"));
+        std::fs::write(
+            &file,
+            format!(
+                "From: {user}@example.org\r\nTo: {user}@example.org\r\n\
+                 Message-ID: <audit{n}-{user}@example.org>\r\nSubject: Audit {n}\r\n\r\nHi.\r\n"
+            ),
+        )
+        .unwrap();
+        success(wardmail(dir.path(), &["send", file.to_str().unwrap()], ""));
+    }
+
+    let listed = success(wardmail(dir.path(), &["audit", "list", "--json"], ""));
+    let entries: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{listed}");
+    assert_eq!(entries[0]["outcome"], "accepted");
+    assert_eq!(
+        entries[1]["message_id"],
+        format!("<audit2-{user}@example.org>")
+    );
+    assert_eq!(entries[1]["recipients"][0]["method"], "tls");
+    assert!(!listed.contains("Audit 1"), "the subject leaked: {listed}");
+
+    let csv = dir.path().join("audit.csv");
+    success(wardmail(
+        dir.path(),
+        &["audit", "export", "--csv", "-o", csv.to_str().unwrap()],
+        "",
+    ));
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.starts_with("seq,time,time_utc,account,kind,"), "{csv}");
+    assert!(!csv.contains("Audit 2"), "the subject leaked: {csv}");
+    let json = success(wardmail(dir.path(), &["audit", "export", "--json"], ""));
+    assert_eq!(json, listed);
+
+    let intact = success(wardmail(dir.path(), &["audit", "verify"], ""));
+    assert!(intact.contains("intact: 2 entries"), "{intact}");
+    let head = intact
+        .trim_end()
+        .trim_end_matches('.')
+        .rsplit(' ')
+        .next()
+        .unwrap();
+    let anchor = format!("2:{head}");
+    success(wardmail(
+        dir.path(),
+        &["audit", "verify", "--anchor", &anchor],
+        "",
+    ));
+
+    let profile = wardmail::account::Profile::locate(Some(dir.path())).unwrap();
+    let store = wardmail::store::Store::open_profile(&profile, &profile.load().unwrap()).unwrap();
+    wardmail::audit::tamper_for_tests(&store, "DELETE FROM audit_log WHERE seq = 2").unwrap();
+    drop(store);
+    let output = wardmail(dir.path(), &["audit", "verify"], "");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("entry 2 was deleted"), "{stdout}");
+}

@@ -8,6 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use wardmail::audit::{self, AuditDraft, PlannedRecipient};
 use wardmail::imap::Role;
 use wardmail::sync::blocking;
 
@@ -240,6 +241,53 @@ async fn send_lands_in_inbox_and_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn send_with_audit_records_plan() {
+    let user = &support::user("audit-plan");
+    let (_dir, session) = support::session(support::account(user)).await;
+    session.sync(&|_| {}).await.unwrap();
+    let me = session.account.address.clone();
+    let raw = support::message(&me, &me, "Results for Ward 7", "plan1@example.org");
+    let plan = AuditDraft {
+        recipients: vec![PlannedRecipient {
+            address: me.clone(),
+            method: "openpgp".into(),
+            evidence: "key verified by the user".into(),
+        }],
+        decision: "allowed with override".into(),
+        override_reason: Some("patient asked by phone".into()),
+    };
+    session
+        .send_with_audit("<plan1@example.org>".into(), raw, vec![me.clone()], plan)
+        .await
+        .unwrap();
+
+    let (log, report) = blocking(&session.store, |s| {
+        Ok((audit::list(s).unwrap(), audit::verify(s)?))
+    })
+    .await
+    .unwrap();
+    assert!(report.intact(), "{}", report.summary());
+    assert_eq!(log.len(), 1, "{log:?}");
+    let entry = &log[0].entry;
+    assert_eq!(entry.kind, "send");
+    assert_eq!(entry.account, session.account.id);
+    assert_eq!(entry.outcome, "accepted");
+    assert_eq!(entry.decision, "allowed with override");
+    assert_eq!(
+        entry.override_reason.as_deref(),
+        Some("patient asked by phone")
+    );
+    assert_eq!(entry.recipients.len(), 1);
+    assert_eq!(entry.recipients[0].address, me);
+    assert_eq!(entry.recipients[0].method, "openpgp");
+    assert_eq!(entry.recipients[0].evidence, "key verified by the user");
+    assert_eq!(entry.recipients[0].outcome, "accepted");
+    let json = log[0].entry.canonical_json();
+    assert!(!json.contains("Ward 7"), "the subject leaked: {json}");
+    assert!(!json.contains("Lab results"), "the body leaked: {json}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn flags_move_and_delete_reach_server() {
     let user = &support::user("actions");
     for n in 1..=2 {
@@ -340,6 +388,19 @@ async fn send_interrupted_by_crash_waits_for_user() {
         .await
         .unwrap();
     assert_eq!(entries[0].state, wardmail::store::OutboxState::Uncertain);
+    let log = blocking(&session.store, |s| Ok(audit::list(s).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].entry.outcome, "uncertain");
+    assert_eq!(
+        log[0].entry.message_id.as_deref(),
+        Some("<crash1@example.org>")
+    );
+    assert!(
+        log[0].entry.details["error"].contains("stopped while sending"),
+        "{log:?}"
+    );
     assert!(session.flush_outbox().await.unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -348,6 +409,11 @@ async fn send_interrupted_by_crash_waits_for_user() {
     );
 
     session.resend(id, true).await.unwrap();
+    let log = blocking(&session.store, |s| Ok(audit::list(s).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[1].entry.outcome, "accepted");
     for _ in 0..50 {
         if support::count_message_id(user, "INBOX", "crash1@example.org") > 0 {
             break;

@@ -1,4 +1,4 @@
-//! The outbox across a stopped SMTP server. This is its own test binary
+//! The outbox and its audit log entries across a stopped SMTP server. This is its own test binary
 //! because it stops and starts the shared Postfix, and cargo runs test
 //! binaries one after another.
 
@@ -8,6 +8,7 @@ mod support;
 
 use std::time::Duration;
 
+use wardmail::audit;
 use wardmail::store::OutboxState;
 use wardmail::sync::blocking;
 
@@ -49,6 +50,19 @@ async fn outbox_retry_after_smtp_stopped_sends_once() {
             .unwrap()
             .contains("refused")
     );
+    let log = blocking(&session.store, |s| Ok(audit::list(s).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1);
+    let failed = &log[0].entry;
+    assert_eq!(failed.kind, "send");
+    assert_eq!(failed.outcome, "failed");
+    assert_eq!(failed.message_id.as_deref(), Some("<retry1@example.org>"));
+    assert_eq!(failed.recipients.len(), 1);
+    assert_eq!(failed.recipients[0].address, me);
+    assert_eq!(failed.recipients[0].method, "tls");
+    assert_eq!(failed.recipients[0].outcome, "failed");
+    assert!(failed.details["error"].contains("refused"), "{failed:?}");
     drop(session);
 
     // The server is back; a new session stands for a restarted app.
@@ -67,6 +81,16 @@ async fn outbox_retry_after_smtp_stopped_sends_once() {
     assert_eq!(outcomes.len(), 1);
     assert!(outcomes[0].1.is_ok(), "{:?}", outcomes[0].1);
     assert!(session.flush_outbox().await.unwrap().is_empty());
+    let (log, report) = blocking(&session.store, |s| {
+        Ok((audit::list(s).unwrap(), audit::verify(s)?))
+    })
+    .await
+    .unwrap();
+    assert_eq!(log.len(), 2, "one entry per attempt: {log:?}");
+    assert_eq!(log[1].entry.outcome, "accepted");
+    assert_eq!(log[1].entry.recipients[0].outcome, "accepted");
+    assert!(log[1].entry.details.is_empty(), "{:?}", log[1].entry);
+    assert!(report.intact(), "{}", report.summary());
 
     for _ in 0..50 {
         if support::count_message_id(user, "INBOX", "retry1@example.org") > 0 {

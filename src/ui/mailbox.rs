@@ -132,6 +132,8 @@ pub enum Message {
     OpenOutbox,
     /// Show the S/MIME certificates and trusted CAs.
     OpenKeys,
+    /// Show the audit log.
+    OpenAudit,
     /// Show the account settings.
     OpenSettings,
     /// The status bar.
@@ -147,6 +149,8 @@ pub enum Event {
     OpenOutbox,
     /// Show the S/MIME certificates and trusted CAs.
     OpenKeys,
+    /// Show the audit log.
+    OpenAudit,
     /// Show the account settings.
     OpenSettings,
 }
@@ -266,6 +270,7 @@ impl Mailbox {
             Message::ComposeNew => return (Task::none(), Some(Event::Compose(ComposeStart::New))),
             Message::OpenOutbox => return (Task::none(), Some(Event::OpenOutbox)),
             Message::OpenKeys => return (Task::none(), Some(Event::OpenKeys)),
+            Message::OpenAudit => return (Task::none(), Some(Event::OpenAudit)),
             Message::OpenSettings => return (Task::none(), Some(Event::OpenSettings)),
             Message::Status(message) => {
                 self.status.update(message);
@@ -633,6 +638,7 @@ impl Mailbox {
                 })
                 .on_press(Message::OpenOutbox),
             style::tool("Keys", Some(Message::OpenKeys)),
+            style::tool("Audit log", Some(Message::OpenAudit)),
             style::tool("Account settings", Some(Message::OpenSettings)),
         ]
         .spacing(8)

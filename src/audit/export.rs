@@ -1,0 +1,148 @@
+//! The audit log as CSV (RFC 4180) and JSON, for auditors and scripts.
+
+use std::io::{self, Write};
+
+use super::AuditRecord;
+
+const CSV_HEADER: &[&str] = &[
+    "seq",
+    "time",
+    "time_utc",
+    "account",
+    "kind",
+    "message_id",
+    "recipients",
+    "decision",
+    "override_reason",
+    "outcome",
+    "details",
+    "prev_hash",
+    "hash",
+];
+
+/// Writes the records as a JSON array, each with its hashes.
+pub fn write_json(records: &[AuditRecord], mut output: impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut output, records)?;
+    output.write_all(b"\n")
+}
+
+/// Writes the records as CSV with a header row and CRLF line ends (RFC
+/// 4180). Each recipient is `address method (evidence): outcome`, and
+/// recipients are separated by "; "; details are `name=value` pairs joined
+/// the same way.
+///
+/// A field that starts with `=`, `+`, `-`, `@`, a tab or a carriage return
+/// gets a leading `'`, so a spreadsheet shows it as text instead of running
+/// it as a formula. Such a field then differs from the stored entry; use
+/// the JSON export to check hashes.
+pub fn write_csv(records: &[AuditRecord], mut output: impl Write) -> io::Result<()> {
+    write_row(&mut output, CSV_HEADER.iter().map(|name| name.to_string()))?;
+    for record in records {
+        let entry = &record.entry;
+        let recipients = entry
+            .recipients
+            .iter()
+            .map(|r| format!("{} {} ({}): {}", r.address, r.method, r.evidence, r.outcome))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let details = entry
+            .details
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        write_row(
+            &mut output,
+            [
+                entry.seq.to_string(),
+                entry.time.to_string(),
+                utc_timestamp(entry.time),
+                entry.account.clone(),
+                entry.kind.clone(),
+                entry.message_id.clone().unwrap_or_default(),
+                recipients,
+                entry.decision.clone(),
+                entry.override_reason.clone().unwrap_or_default(),
+                entry.outcome.clone(),
+                details,
+                record.prev_hash.clone(),
+                record.hash.clone(),
+            ]
+            .into_iter(),
+        )?;
+    }
+    Ok(())
+}
+
+fn write_row(output: &mut impl Write, fields: impl Iterator<Item = String>) -> io::Result<()> {
+    let line = fields.map(|f| csv_field(&f)).collect::<Vec<_>>().join(",");
+    output.write_all(line.as_bytes())?;
+    output.write_all(b"\r\n")
+}
+
+fn csv_field(value: &str) -> String {
+    let defused = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if defused.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", defused.replace('"', "\"\""))
+    } else {
+        defused
+    }
+}
+
+/// Formats Unix seconds as an RFC 3339 timestamp in UTC, for example
+/// `2026-12-04T21:05:09Z`.
+pub fn utc_timestamp(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let seconds = unix.rem_euclid(86_400);
+
+    // Proleptic Gregorian date from days since 1970-01-01, counting from
+    // 0000-03-01 so that the leap day ends each year and every 400-year
+    // era has 146,097 days.
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3_600,
+        seconds % 3_600 / 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_timestamp_known_dates() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(1_796_418_309), "2026-12-04T21:05:09Z");
+        assert_eq!(utc_timestamp(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn csv_field_quotes_and_defuses() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(csv_field("-1,2"), "\"'-1,2\"");
+    }
+}

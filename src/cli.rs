@@ -871,7 +871,12 @@ async fn plan(
         return Ok(ExitCode::FAILURE);
     }
     let session = std::sync::Arc::new(session);
-    let known = session.recipient_capabilities(addresses).await?;
+    let known: Vec<wardmail::route::Capabilities> = session
+        .assess(addresses)
+        .await?
+        .iter()
+        .map(wardmail::route::Capabilities::from)
+        .collect();
     let plan = wardmail::route::plan(&routing, &internal_domains, sensitivity, &known);
     if json {
         match serde_json::to_string_pretty(&plan) {

@@ -471,6 +471,40 @@ impl DomainTls {
     }
 }
 
+impl From<&RecipientAssessment> for crate::route::Capabilities {
+    /// Reduces an assessment to what the route plan needs: which methods
+    /// are usable, each with its evidence in one sentence.
+    fn from(assessment: &RecipientAssessment) -> Self {
+        let openpgp = &assessment.openpgp;
+        let smime = &assessment.smime;
+        let tls = match assessment.tls.level {
+            TlsLevel::Enforced => crate::route::TlsClass::Enforced,
+            TlsLevel::Offered => crate::route::TlsClass::Offered,
+            TlsLevel::NotOffered => crate::route::TlsClass::NotOffered,
+            TlsLevel::Unknown => crate::route::TlsClass::Unknown,
+        };
+        Self {
+            address: assessment.address.clone(),
+            openpgp: openpgp.usable.then(|| {
+                format!(
+                    "OpenPGP key {} ({})",
+                    openpgp.fingerprint.as_deref().unwrap_or("unknown"),
+                    openpgp.source.as_deref().unwrap_or("held")
+                )
+            }),
+            smime: smime.usable.then(|| {
+                format!(
+                    "S/MIME certificate {}",
+                    smime.fingerprint.as_deref().unwrap_or("unknown")
+                )
+            }),
+            tls,
+            tls_evidence: assessment.tls.reason.clone(),
+            portal: assessment.portal.available,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

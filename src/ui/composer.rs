@@ -28,6 +28,10 @@ use super::{format, status};
 
 mod view;
 
+/// How long typing in a recipient field must pause before the recipients'
+/// domains are looked up (DNS, MTA-STS, DANE, a probe of their servers).
+const ASSESS_AFTER_PAUSE: std::time::Duration = std::time::Duration::from_millis(700);
+
 /// Widget ids for moving the keyboard focus.
 const TO: Id = Id::new("composer-to");
 const BODY: Id = Id::new("composer-body");
@@ -110,6 +114,8 @@ pub enum Message {
     Recipients(Result<Vec<Capabilities>, Arc<SessionError>>),
     /// Show or hide one recipient's route details.
     RouteDetails(String),
+    /// Typing paused after this many edits: assess the recipients.
+    AssessNow(u64),
 }
 
 /// Notifications from the composer to the window.
@@ -181,6 +187,8 @@ pub struct Composer {
     /// Whether the user changed Sign, Encrypt or the technology, which then
     /// stop following the plan.
     security_chosen: bool,
+    /// Recipient edits so far, to start the assessment only after a pause.
+    edits: u64,
 }
 
 impl Composer {
@@ -262,6 +270,7 @@ impl Composer {
             // A reply to encrypted mail keeps its encryption rather than
             // following the plan (see `replan`).
             security_chosen: protect,
+            edits: 0,
             session,
         }
     }
@@ -338,20 +347,70 @@ impl Composer {
     /// typing never waits on a lookup.
     fn look_up_recipients(&self) -> Task<Message> {
         let addresses = self.typed_recipients();
+        if addresses.is_empty() {
+            return Task::none();
+        }
         let missing: Vec<String> = addresses
             .iter()
             .filter(|address| !self.known.iter().any(|known| known.address == **address))
             .cloned()
             .collect();
-        if missing.is_empty() {
+        // The keys in the store answer at once. The full assessment (DNS,
+        // MTA-STS, DANE, a probe of the mail servers) waits until typing
+        // pauses, so that half-typed domains are not looked up.
+        let quick = if missing.is_empty() {
+            Task::none()
+        } else {
+            let session = self.session.clone();
+            Task::perform(
+                async move {
+                    session
+                        .recipient_capabilities(missing)
+                        .await
+                        .map_err(Arc::new)
+                },
+                Message::Recipients,
+            )
+        };
+        let edits = self.edits;
+        let pause = Task::perform(
+            async move {
+                tokio::time::sleep(ASSESS_AFTER_PAUSE).await;
+                edits
+            },
+            Message::AssessNow,
+        );
+        Task::batch([quick, pause])
+    }
+
+    /// Starts the full assessment of recipients whose TLS is not assessed
+    /// yet, when no edit came since `edits`.
+    fn assess_now(&self, edits: u64) -> Task<Message> {
+        if edits != self.edits {
+            return Task::none();
+        }
+        let unassessed: Vec<String> = self
+            .typed_recipients()
+            .into_iter()
+            .filter(|address| {
+                self.known
+                    .iter()
+                    .find(|known| known.address == *address)
+                    .is_none_or(|known| {
+                        known.tls_evidence == Capabilities::unknown(address).tls_evidence
+                    })
+            })
+            .collect();
+        if unassessed.is_empty() {
             return Task::none();
         }
         let session = self.session.clone();
         Task::perform(
             async move {
                 session
-                    .recipient_capabilities(missing)
+                    .assess(unassessed)
                     .await
+                    .map(|found| found.iter().map(Capabilities::from).collect())
                     .map_err(Arc::new)
             },
             Message::Recipients,
@@ -453,6 +512,7 @@ impl Composer {
                 if field == Field::Subject {
                     Task::none()
                 } else {
+                    self.edits += 1;
                     self.replan();
                     self.look_up_recipients()
                 }
@@ -494,7 +554,20 @@ impl Composer {
                 Task::none()
             }
             Message::Recipients(Ok(found)) => {
-                for capabilities in found {
+                for mut capabilities in found {
+                    let unassessed = Capabilities::unknown(&capabilities.address);
+                    if let Some(previous) = self
+                        .known
+                        .iter()
+                        .find(|known| known.address == capabilities.address)
+                        && capabilities.tls_evidence == unassessed.tls_evidence
+                    {
+                        // A key lookup that lands after the full assessment
+                        // keeps the TLS findings already shown.
+                        capabilities.tls = previous.tls;
+                        capabilities.tls_evidence = previous.tls_evidence.clone();
+                        capabilities.portal = previous.portal;
+                    }
                     self.known
                         .retain(|known| known.address != capabilities.address);
                     self.known.push(capabilities);
@@ -507,6 +580,7 @@ impl Composer {
                 self.problem = Some(format!("The recipients' keys could not be read: {error}"));
                 Task::none()
             }
+            Message::AssessNow(edits) => self.assess_now(edits),
             Message::RouteDetails(address) => {
                 self.route_detail = if self.route_detail.as_ref() == Some(&address) {
                     None

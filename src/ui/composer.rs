@@ -11,6 +11,7 @@ use std::sync::Arc;
 use iced::Task;
 use iced::widget::{Id, text_editor};
 
+use wardmail::audit::{AuditDraft, PlannedRecipient};
 use wardmail::compose::{self, AttachmentFile, Draft};
 use wardmail::mailto::{Mailto, MailtoError};
 use wardmail::message::Address;
@@ -189,6 +190,8 @@ pub struct Composer {
     security_chosen: bool,
     /// Recipient edits so far, to start the assessment only after a pause.
     edits: u64,
+    /// The route plan as sent, for the audit log of every attempt.
+    audit: Option<AuditDraft>,
 }
 
 impl Composer {
@@ -271,6 +274,7 @@ impl Composer {
             // following the plan (see `replan`).
             security_chosen: protect,
             edits: 0,
+            audit: None,
             session,
         }
     }
@@ -455,6 +459,48 @@ impl Composer {
             }
         }
         self.plan = Some(plan);
+    }
+
+    /// Describes how each recipient's copy goes, for the audit log: the
+    /// technology when encrypting, else the planned SMTP route, with the
+    /// evidence, and the policy decision.
+    fn audit_draft(&self, recipients: &[String]) -> AuditDraft {
+        let Some(plan) = &self.plan else {
+            return AuditDraft::submission_only(recipients);
+        };
+        let planned = plan
+            .routes
+            .iter()
+            .map(|route| {
+                let method = match (self.encrypt, self.method) {
+                    (true, Method::Openpgp) => "openpgp".to_owned(),
+                    (true, Method::Smime) => "smime".to_owned(),
+                    (false, _) => route.method.map_or_else(
+                        || "blocked".to_owned(),
+                        |method| {
+                            serde_json::to_value(method)
+                                .ok()
+                                .and_then(|value| value.as_str().map(str::to_owned))
+                                .unwrap_or_default()
+                        },
+                    ),
+                };
+                PlannedRecipient {
+                    address: route.address.clone(),
+                    method,
+                    evidence: route.reason.clone(),
+                }
+            })
+            .collect();
+        AuditDraft {
+            recipients: planned,
+            decision: format!(
+                "{} message allowed by the clinic policy ({})",
+                plan.sensitivity.label(),
+                plan.summary()
+            ),
+            override_reason: None,
+        }
     }
 
     /// Returns why Send is not allowed by the route plan, if it is not.
@@ -716,7 +762,14 @@ impl Composer {
                 // submits the queued copy again.
                 let (raw, recipients) = (raw.clone(), recipients.clone());
                 self.state = State::Sending;
-                Task::perform(submit(session, message_id, raw, recipients), Message::Sent)
+                let audit = self
+                    .audit
+                    .clone()
+                    .unwrap_or_else(|| AuditDraft::submission_only(&recipients));
+                Task::perform(
+                    submit(session, message_id, raw, recipients, audit),
+                    Message::Sent,
+                )
             }
             State::Editing => {
                 let Some(draft) = self.draft() else {
@@ -731,6 +784,8 @@ impl Composer {
                     return Task::none();
                 }
                 self.state = State::Sending;
+                let audit = self.audit_draft(&draft.envelope_recipients());
+                self.audit = Some(audit.clone());
                 let protection = Protection {
                     sign: self.sign,
                     encrypt: self.encrypt,
@@ -761,7 +816,7 @@ impl Composer {
                                 .await
                                 .map_err(SendFailure::Compose)?
                         };
-                        submit(session, message_id, Arc::new(raw), recipients).await
+                        submit(session, message_id, Arc::new(raw), recipients, audit).await
                     },
                     Message::Sent,
                 )
@@ -943,9 +998,10 @@ async fn submit(
     message_id: String,
     raw: Arc<Vec<u8>>,
     recipients: Vec<String>,
+    audit: AuditDraft,
 ) -> Result<(), SendFailure> {
     match session
-        .send(message_id, raw.as_ref().clone(), recipients.clone())
+        .send_with_audit(message_id, raw.as_ref().clone(), recipients.clone(), audit)
         .await
     {
         Ok(_) => Ok(()),

@@ -158,7 +158,7 @@ impl Composer {
         let (fingerprint, passphrase) = self.unlock.as_ref()?;
         Some(
             row![
-                label("Passphrase"),
+                label("Key"),
                 text_input("Passphrase of your OpenPGP key", passphrase)
                     .secure(true)
                     .on_input(Message::Passphrase)

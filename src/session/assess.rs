@@ -499,7 +499,15 @@ impl From<&RecipientAssessment> for crate::route::Capabilities {
                 )
             }),
             tls,
-            tls_evidence: assessment.tls.reason.clone(),
+            tls_evidence: format!(
+                "{}; {}",
+                assessment.tls.reason,
+                if assessment.tls.next_hop_enforced {
+                    "the next hop is enforced with REQUIRETLS"
+                } else {
+                    "the next hop is predicted, not enforced"
+                }
+            ),
             portal: assessment.portal.available,
         }
     }

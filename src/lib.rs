@@ -9,6 +9,7 @@ pub mod account;
 pub mod assess;
 pub mod audit;
 pub mod autocrypt;
+pub mod calendar;
 pub mod compose;
 pub mod dns;
 pub mod imap;

@@ -10,46 +10,7 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// A calendar date and time of day in UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-}
-
-/// Splits unix seconds into a proleptic Gregorian date and time (UTC).
-fn civil(unix: i64) -> Civil {
-    let days = unix.div_euclid(86_400);
-    let seconds = unix.rem_euclid(86_400);
-
-    // Days since 0000-03-01, so that the leap day is the last day of a
-    // "year" and each 400-year era has the same length (146,097 days).
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-
-    Civil {
-        year,
-        month,
-        day,
-        hour: (seconds / 3_600) as u32,
-        minute: (seconds % 3_600 / 60) as u32,
-    }
-}
+use wardmail::calendar::civil;
 
 fn month_name(month: u32) -> &'static str {
     MONTHS
@@ -158,53 +119,6 @@ pub fn clip(value: &str, max: usize) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_known_dates() {
-        assert_eq!(
-            civil(0),
-            Civil {
-                year: 1970,
-                month: 1,
-                day: 1,
-                hour: 0,
-                minute: 0
-            }
-        );
-        // 2000-02-29 12:34 UTC, a leap day in a century year.
-        assert_eq!(
-            civil(951_827_640),
-            Civil {
-                year: 2000,
-                month: 2,
-                day: 29,
-                hour: 12,
-                minute: 34
-            }
-        );
-        // 2026-12-04 17:00 UTC.
-        assert_eq!(
-            civil(1_796_403_600),
-            Civil {
-                year: 2026,
-                month: 12,
-                day: 4,
-                hour: 17,
-                minute: 0
-            }
-        );
-        // 1969-12-31 23:59 UTC, before the epoch.
-        assert_eq!(
-            civil(-60),
-            Civil {
-                year: 1969,
-                month: 12,
-                day: 31,
-                hour: 23,
-                minute: 59
-            }
-        );
-    }
 
     #[test]
     fn list_date_by_age() {

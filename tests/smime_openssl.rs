@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+mod support;
+
+use support::pki::{CA_EXTENSIONS, issue, make_root, openssl, user_extensions};
 use wardmail::protection::{Encryption, Refusal, SignatureScope, SignatureStatus, Warning};
 use wardmail::smime::{Identity, SmimeError, TrustStore, inspect};
 
@@ -16,20 +18,6 @@ const BODY: &str = "Content-Type: text/plain; charset=us-ascii\r\n\r\n\
     Lab results for ward 3 are ready. This line is long enough to span several cipher blocks.\r\n";
 const BODY_TEXT: &str = "Lab results for ward 3 are ready.";
 
-/// Runs `openssl` in `dir` and fails the test with its stderr on error.
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "openssl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// A temporary CA, an intermediate CA and two user certificates.
 struct Pki {
@@ -42,42 +30,9 @@ impl Pki {
             dir: tempfile::tempdir().unwrap(),
         };
         let dir = pki.path();
-        std::fs::write(
-            dir.join("ca.cnf"),
-            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("user.cnf"),
-            format!(
-                "subjectAltName=email:{USER}\nextendedKeyUsage=emailProtection\n\
-                 keyUsage=digitalSignature,keyEncipherment\n"
-            ),
-        )
-        .unwrap();
-
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=Wardmail Test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
+        std::fs::write(dir.join("ca.cnf"), CA_EXTENSIONS).unwrap();
+        std::fs::write(dir.join("user.cnf"), user_extensions(USER)).unwrap();
+        make_root(dir, "/CN=Wardmail Test CA");
         pki.issue("user", "ca", "user.cnf", "/CN=Carol");
         pki.issue(
             "intermediate",
@@ -119,39 +74,7 @@ impl Pki {
 
     /// Makes `name.key` and `name.pem`, signed by `issuer`.
     fn issue(&self, name: &str, issuer: &str, extensions: &str, subject: &str) {
-        let (key, csr, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        let (issuer_pem, issuer_key) = (format!("{issuer}.pem"), format!("{issuer}.key"));
-        openssl(
-            self.path(),
-            &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-                subject,
-            ],
-        );
-        openssl(
-            self.path(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &issuer_pem,
-                "-CAkey",
-                &issuer_key,
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "30",
-                "-extfile",
-                extensions,
-            ],
-        );
+        issue(self.path(), name, issuer, extensions, subject);
     }
 
     fn identity(&self) -> Identity {

@@ -9,8 +9,10 @@
 
 mod support;
 
+use support::pki::{CA_EXTENSIONS, issue, make_root, openssl, run_openssl, user_extensions};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use wardmail::protection::{Encryption, SignatureStatus};
 use wardmail::secret::Secret;
@@ -29,26 +31,6 @@ const ENTITY: &str = "Content-Type: text/plain; charset=us-ascii\r\n\
     Lab results for ward 3 are ready.\r\n\
     From the start of a line, a dot and trailing space: \r\n.\r\n";
 
-fn run_openssl(dir: &Path, args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-/// Runs `openssl` in `dir` and fails the test with its stderr on error.
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let output = run_openssl(dir, args);
-    assert!(
-        output.status.success(),
-        "openssl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
 /// A root CA, an intermediate CA, Carol's certificate under the
 /// intermediate and Dan's under the root.
 struct Pki {
@@ -61,43 +43,11 @@ impl Pki {
             dir: tempfile::tempdir().unwrap(),
         };
         let dir = pki.path();
-        std::fs::write(
-            dir.join("ca.cnf"),
-            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("ca.cnf"), CA_EXTENSIONS).unwrap();
         for (name, address) in [("carol", CAROL), ("dan", DAN)] {
-            std::fs::write(
-                dir.join(format!("{name}.cnf")),
-                format!(
-                    "subjectAltName=email:{address}\nextendedKeyUsage=emailProtection\n\
-                     keyUsage=digitalSignature,keyEncipherment\n"
-                ),
-            )
-            .unwrap();
+            std::fs::write(dir.join(format!("{name}.cnf")), user_extensions(address)).unwrap();
         }
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=Wardmail Write Test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
+        make_root(dir, "/CN=Wardmail Write Test CA");
         pki.issue(
             "intermediate",
             "ca",
@@ -130,39 +80,7 @@ impl Pki {
 
     /// Makes `name.key` and `name.pem`, signed by `issuer`.
     fn issue(&self, name: &str, issuer: &str, extensions: &str, subject: &str) {
-        let (key, csr, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        let (issuer_pem, issuer_key) = (format!("{issuer}.pem"), format!("{issuer}.key"));
-        openssl(
-            self.path(),
-            &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-                subject,
-            ],
-        );
-        openssl(
-            self.path(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &issuer_pem,
-                "-CAkey",
-                &issuer_key,
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "30",
-                "-extfile",
-                extensions,
-            ],
-        );
+        issue(self.path(), name, issuer, extensions, subject);
     }
 
     fn pkcs12(&self, out: &str, name: &str, chain: Option<&str>) {

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use wardmail::account::{Account, Profile, Security, Server, account_id};
 
 pub mod gnupg;
+pub mod pki;
 use wardmail::secret::Secret;
 use wardmail::session::{self, Session};
 

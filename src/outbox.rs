@@ -74,6 +74,53 @@ pub async fn enqueue(
     .await
 }
 
+/// One method group's copy of a message, for [`enqueue_group`].
+#[derive(Clone, Debug)]
+pub struct GroupCopy {
+    /// The message's Message-ID, the same in every group's copy.
+    pub message_id: String,
+    /// The group's position, from 0; the outbox key of groups after the
+    /// first is the Message-ID followed by `#` and the position plus one.
+    pub position: usize,
+    /// The copy as submitted.
+    pub raw: Vec<u8>,
+    /// The group's envelope recipients.
+    pub recipients: Vec<String>,
+    /// Whether this copy goes to the Sent folder.
+    pub sent_copy: bool,
+    /// Whether MAIL FROM carries REQUIRETLS.
+    pub require_tls: bool,
+}
+
+/// Adds one method group's copy to the outbox as an entry of its own, so
+/// it is sent, retried and discarded on its own. Returns the entry id.
+pub async fn enqueue_group(
+    store: &Arc<Store>,
+    account: &Account,
+    copy: GroupCopy,
+) -> Result<i64, SyncError> {
+    let account_id = account.id.clone();
+    let from = account.address.clone();
+    let raw = crlf(&copy.raw);
+    blocking(store, move |s| {
+        let key = if copy.position == 0 {
+            copy.message_id.clone()
+        } else {
+            format!("{}#{}", copy.message_id, copy.position + 1)
+        };
+        let id = s.outbox_add(&account_id, &key, &raw, &from, &copy.recipients)?;
+        s.outbox_set_group(
+            id,
+            &copy.message_id,
+            copy.position,
+            copy.sent_copy,
+            copy.require_tls,
+        )?;
+        Ok(id)
+    })
+    .await
+}
+
 /// Marks entries left in `Sending` by a crash as `Uncertain` and records
 /// each in the audit log; call once at start-up before anything is sent.
 pub async fn recover(store: &Arc<Store>, account: &str) -> Result<usize, SyncError> {
@@ -111,7 +158,7 @@ pub async fn send(
         OutboxState::Uncertain | OutboxState::Sending if !confirmed => {
             return Err(OutboxError::NeedsConfirmation);
         }
-        OutboxState::Submitted => return copy_to_sent(store, account, password, tls, entry).await,
+        OutboxState::Submitted => return finish(store, account, password, tls, entry).await,
         _ => {}
     }
 
@@ -139,6 +186,7 @@ pub async fn send(
         &entry.envelope_from,
         &entry.recipients,
         &entry.raw,
+        entry.require_tls,
     )
     .await;
     if let Err(error) = outcome {
@@ -165,7 +213,27 @@ pub async fn send(
     .await?;
     tracing::info!(account = %account.id, outbox = id, recipients = entry.recipients.len(), "message submitted");
     record(store, entry, SendOutcome::Accepted, None, "sent").await?;
-    copy_to_sent(store, account, password, tls, entry).await
+    finish(store, account, password, tls, entry).await
+}
+
+/// Completes a submitted entry: files its copy in Sent when it is the one
+/// kept there, else marks it done.
+async fn finish(
+    store: &Arc<Store>,
+    account: &Account,
+    password: &Secret,
+    tls: &TlsContext,
+    entry: &OutboxEntry,
+) -> Result<(), OutboxError> {
+    if entry.sent_copy {
+        return copy_to_sent(store, account, password, tls, entry).await;
+    }
+    let id = entry.id;
+    blocking(store, move |s| {
+        s.outbox_set_state(id, OutboxState::Done, None)
+    })
+    .await?;
+    Ok(())
 }
 
 /// Appends the audit entry of an attempt. If that fails, the error names

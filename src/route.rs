@@ -349,8 +349,8 @@ fn route(
     }
 }
 
-/// The one way a whole message is sealed until each method group can be
-/// sent separately: encrypted with one technology for everyone, or not.
+/// How one copy of a message is sealed: encrypted with one technology for
+/// all of its recipients, or not encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sealing {
     /// Encrypted to every recipient with OpenPGP.
@@ -381,6 +381,85 @@ impl RoutePlan {
             }
         }
         sealing
+    }
+}
+
+/// One SMTP transaction of a message sent per method group: the recipients
+/// whose copies are sealed the same way and travel with the same MAIL
+/// parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodGroup {
+    /// How this group's copy is sealed.
+    pub sealing: Sealing,
+    /// The envelope recipients, in the order of the plan.
+    pub recipients: Vec<String>,
+    /// Whether this is a Bcc recipient's own transaction.
+    pub bcc: bool,
+    /// Whether MAIL FROM carries REQUIRETLS (RFC 8689 section 4.1), so that
+    /// every later hop must use verified TLS or return the message.
+    pub require_tls: bool,
+}
+
+impl RoutePlan {
+    /// Splits the plan into SMTP transactions: one per sealing for the To
+    /// and Cc recipients, and one of its own for every address in `bcc`, so
+    /// that no copy names or is encrypted to a Bcc recipient other than
+    /// that recipient's own. Recipients planned for [`Method::Tls`] go in a
+    /// transaction of their own with REQUIRETLS when `requiretls_offered`
+    /// (the submission server advertises it), because other clear
+    /// recipients could not receive a copy that demands it.
+    ///
+    /// Fails, naming the recipient, when one is blocked or routed to the
+    /// portal, which Wardmail cannot deliver to.
+    pub fn groups(
+        &self,
+        bcc: &[String],
+        requiretls_offered: bool,
+    ) -> Result<Vec<MethodGroup>, String> {
+        let mut visible: Vec<MethodGroup> = Vec::new();
+        let mut hidden = Vec::new();
+        for route in &self.routes {
+            let (sealing, require_tls) = match route.method {
+                None => return Err(format!("{} is blocked: {}", route.address, route.reason)),
+                Some(Method::Portal) => {
+                    return Err(format!(
+                        "{} is routed to the secure portal, which Wardmail cannot send to: \
+                         remove the recipient, or import their key",
+                        route.address
+                    ));
+                }
+                Some(Method::Openpgp) => (Sealing::Openpgp, false),
+                Some(Method::Smime) => (Sealing::Smime, false),
+                Some(Method::Tls) => (Sealing::Clear, requiretls_offered),
+                Some(Method::Internal | Method::TlsUnverified) => (Sealing::Clear, false),
+            };
+            let is_bcc = bcc
+                .iter()
+                .any(|address| address.eq_ignore_ascii_case(&route.address));
+            if is_bcc {
+                hidden.push(MethodGroup {
+                    sealing,
+                    recipients: vec![route.address.clone()],
+                    bcc: true,
+                    require_tls,
+                });
+                continue;
+            }
+            let same = visible
+                .iter_mut()
+                .find(|group| group.sealing == sealing && group.require_tls == require_tls);
+            match same {
+                Some(group) => group.recipients.push(route.address.clone()),
+                None => visible.push(MethodGroup {
+                    sealing,
+                    recipients: vec![route.address.clone()],
+                    bcc: false,
+                    require_tls,
+                }),
+            }
+        }
+        visible.extend(hidden);
+        Ok(visible)
     }
 }
 
@@ -587,6 +666,86 @@ mod tests {
 
         assert_eq!(uniform.sealing(), Some(Sealing::Smime));
         assert_eq!(mixed.sealing(), None);
+    }
+
+    #[test]
+    fn groups_split_by_sealing_and_isolate_bcc() {
+        let mut pgp = capabilities("a@lab.example");
+        pgp.openpgp = Some("key".into());
+        let mut smime = capabilities("b@lab.example");
+        smime.smime = Some("certificate".into());
+        let colleague = capabilities("c@clinic.example");
+        let mut enforced = capabilities("d@bank.example");
+        enforced.tls = TlsClass::Enforced;
+        let mut hidden = capabilities("E@lab.example");
+        hidden.openpgp = Some("key".into());
+        let internal = vec!["clinic.example".to_owned()];
+        let plan = plan(
+            &Routing::default(),
+            &internal,
+            Sensitivity::Phi,
+            &[pgp, smime, colleague, enforced, hidden],
+        );
+
+        let groups = plan.groups(&["e@lab.example".to_owned()], true).unwrap();
+
+        let shape: Vec<(Sealing, Vec<&str>, bool, bool)> = groups
+            .iter()
+            .map(|group| {
+                let recipients = group.recipients.iter().map(String::as_str).collect();
+                (group.sealing, recipients, group.bcc, group.require_tls)
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Sealing::Openpgp, vec!["a@lab.example"], false, false),
+                (Sealing::Smime, vec!["b@lab.example"], false, false),
+                (Sealing::Clear, vec!["c@clinic.example"], false, false),
+                (Sealing::Clear, vec!["d@bank.example"], false, true),
+                (Sealing::Openpgp, vec!["E@lab.example"], true, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn groups_without_requiretls_share_clear_copy() {
+        let colleague = capabilities("c@clinic.example");
+        let mut enforced = capabilities("d@bank.example");
+        enforced.tls = TlsClass::Enforced;
+        let internal = vec!["clinic.example".to_owned()];
+        let plan = plan(
+            &Routing::default(),
+            &internal,
+            Sensitivity::Phi,
+            &[colleague, enforced],
+        );
+
+        let groups = plan.groups(&[], false).unwrap();
+
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].recipients, ["c@clinic.example", "d@bank.example"]);
+        assert!(!groups[0].require_tls);
+    }
+
+    #[test]
+    fn groups_reject_blocked_and_portal() {
+        let unknown = capabilities("f@far.example");
+        let mut patient = capabilities("g@mail.example");
+        patient.portal = true;
+        let blocked = plan(&Routing::default(), &[], Sensitivity::Phi, &[unknown]);
+        let portal = plan(
+            &Routing::default(),
+            &[],
+            Sensitivity::Restricted,
+            &[patient],
+        );
+
+        let blocked = blocked.groups(&[], false).unwrap_err();
+        let portal = portal.groups(&[], false).unwrap_err();
+
+        assert!(blocked.contains("f@far.example is blocked"), "{blocked}");
+        assert!(portal.contains("secure portal"), "{portal}");
     }
 
     #[test]

@@ -26,11 +26,13 @@ use crate::wkd::{self, WkdClient, WkdError};
 
 mod assess;
 mod keys;
+mod split;
 
 pub use assess::{
     AutocryptFinding, OpenpgpFinding, PortalFinding, RecipientAssessment, SmimeFinding, WkdFinding,
 };
 pub use keys::{Method, OpenpgpKey};
+pub use split::GroupOutcome;
 
 /// Errors from any account operation, for callers that only report them.
 #[derive(Debug, thiserror::Error)]

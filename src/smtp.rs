@@ -253,8 +253,11 @@ pub async fn check_login(
     Ok(())
 }
 
-/// Submits one message. On error, [`SmtpError::certainly_not_sent`] tells
-/// whether a retry is safe.
+/// Submits one message. With `require_tls`, MAIL FROM carries the
+/// REQUIRETLS parameter (RFC 8689 section 4.1): every relay must then use
+/// verified TLS or return the message. A server that does not support it
+/// rejects MAIL FROM, so the message is never sent without it. On error,
+/// [`SmtpError::certainly_not_sent`] tells whether a retry is safe.
 pub async fn submit(
     account: &Account,
     password: &Secret,
@@ -262,6 +265,7 @@ pub async fn submit(
     envelope_from: &str,
     recipients: &[String],
     raw: &[u8],
+    require_tls: bool,
 ) -> Result<(), SmtpError> {
     let envelope = envelope(envelope_from, recipients)?;
     let mut connection = open(account, password, tls).await?;
@@ -282,6 +286,12 @@ pub async fn submit(
             });
         }
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    if require_tls {
+        parameters.push(MailParameter::Other {
+            keyword: "REQUIRETLS".to_owned(),
+            value: None,
+        });
     }
     let outcome = async {
         let mail = Mail::new(envelope.from().cloned(), parameters);

@@ -193,6 +193,11 @@ pub struct OutboxEntry {
     pub attempts: u32,
     /// The last error, in words.
     pub last_error: Option<String>,
+    /// Whether MAIL FROM carries REQUIRETLS (RFC 8689).
+    pub require_tls: bool,
+    /// Whether a copy goes to the Sent folder once submitted. Of the
+    /// entries of a message sent per method group, only the first does.
+    pub sent_copy: bool,
 }
 
 /// An S/MIME identity as stored: (private key as PKCS#8 DER, certificate
@@ -422,6 +427,13 @@ CREATE TABLE IF NOT EXISTS audit_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     count INTEGER NOT NULL,
     hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox_group (
+    outbox INTEGER PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    sent_copy INTEGER NOT NULL,
+    require_tls INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox_audit_plan (
     outbox INTEGER PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
@@ -910,6 +922,31 @@ impl Store {
         };
         tx.commit().map_err(sql("queueing a message"))?;
         Ok(id)
+    }
+
+    /// Records that outbox entry `id` is the copy for one method group of
+    /// the message `message_id` (its outbox key then differs, because that
+    /// column must be unique): its position among the groups, whether it
+    /// goes to Sent, and whether it is submitted with REQUIRETLS.
+    pub fn outbox_set_group(
+        &self,
+        id: i64,
+        message_id: &str,
+        position: usize,
+        sent_copy: bool,
+        require_tls: bool,
+    ) -> Result<(), StoreError> {
+        self.db()
+            .execute(
+                "INSERT INTO outbox_group (outbox, message_id, position, sent_copy, require_tls)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (outbox) DO UPDATE SET message_id = excluded.message_id,
+                     position = excluded.position, sent_copy = excluded.sent_copy,
+                     require_tls = excluded.require_tls",
+                params![id, message_id, position as i64, sent_copy, require_tls],
+            )
+            .map(drop)
+            .map_err(sql("saving a method group"))
     }
 
     /// Moves an outbox entry to `to` only if it is in one of the `from`
@@ -1401,8 +1438,11 @@ impl Store {
         let db = self.db();
         let mut statement = db
             .prepare_cached(
-                "SELECT id, account, message_id, raw, envelope_from, recipients, state, attempts, last_error
-                 FROM outbox WHERE account = ?1 AND state != 'done' ORDER BY id",
+                "SELECT o.id, o.account, COALESCE(g.message_id, o.message_id), o.raw,
+                        o.envelope_from, o.recipients, o.state, o.attempts, o.last_error,
+                        COALESCE(g.require_tls, 0), COALESCE(g.sent_copy, 1)
+                 FROM outbox o LEFT JOIN outbox_group g ON g.outbox = o.id
+                 WHERE o.account = ?1 AND o.state != 'done' ORDER BY o.id",
             )
             .map_err(sql("reading the outbox"))?;
         statement
@@ -1421,6 +1461,8 @@ impl Store {
                     state: OutboxState::parse(&row.get::<_, String>(6)?),
                     attempts: row.get(7)?,
                     last_error: row.get(8)?,
+                    require_tls: row.get(9)?,
+                    sent_copy: row.get(10)?,
                 })
             })
             .map_err(sql("reading the outbox"))?

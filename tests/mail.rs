@@ -190,6 +190,7 @@ async fn idle_reports_new_mail() {
         "lab@example.org",
         std::slice::from_ref(&account.address),
         &raw,
+        false,
     )
     .await
     .unwrap();

@@ -323,7 +323,7 @@ impl Session {
 
     /// Checks once per [`DOMAIN_TTL`] whether the submission server offers
     /// REQUIRETLS; `None` when it could not be reached.
-    async fn requiretls(&self) -> Option<bool> {
+    pub(super) async fn requiretls(&self) -> Option<bool> {
         let now = unix_now();
         if let Ok(cached) = self.assess_cache.requiretls.lock()
             && let Some((value, seen_at)) = *cached

@@ -424,13 +424,34 @@ impl Session {
             )
             .into());
         }
+        let recipients = draft.envelope_recipients();
+        self.build_sealed(draft, message_id, date_unix, method, protection, recipients)
+            .await
+    }
+
+    /// Writes `draft` protected with `method`, encrypted (when requested)
+    /// to `recipients` and the sender only, whoever else the visible To
+    /// and Cc name. Sending per method group uses this so that each copy
+    /// is readable by its own group alone.
+    pub(super) async fn build_sealed(
+        self: &std::sync::Arc<Self>,
+        draft: Draft,
+        message_id: String,
+        date_unix: i64,
+        method: Method,
+        protection: Protection,
+        recipients: Vec<String>,
+    ) -> Result<Vec<u8>, SessionError> {
         if method == Method::Smime {
             return self
-                .build_smime(draft, message_id, date_unix, protection)
+                .build_smime(draft, message_id, date_unix, protection, recipients)
                 .await;
         }
         let session = self.clone();
-        unblock(move || session.build_openpgp(&draft, &message_id, date_unix, protection)).await
+        unblock(move || {
+            session.build_openpgp(&draft, &message_id, date_unix, protection, &recipients)
+        })
+        .await
     }
 
     fn build_openpgp(
@@ -439,6 +460,7 @@ impl Session {
         message_id: &str,
         date_unix: i64,
         protection: Protection,
+        addresses: &[String],
     ) -> Result<Vec<u8>, SessionError> {
         let keyring = self.openpgp_keyring_now()?;
         let me = self.account.address.to_lowercase();
@@ -449,7 +471,7 @@ impl Session {
         };
         let mut recipients = Vec::new();
         if protection.encrypt {
-            for address in draft.envelope_recipients().iter().chain([&me]) {
+            for address in addresses.iter().chain([&me]) {
                 let cert = self.encryption_cert(&keyring, address)?;
                 if !recipients.contains(&cert) {
                     recipients.push(cert);
@@ -510,6 +532,7 @@ impl Session {
         message_id: String,
         date_unix: i64,
         protection: Protection,
+        addresses: Vec<String>,
     ) -> Result<Vec<u8>, SessionError> {
         let (identity, warning) = self.smime_sign_identity().await?;
         if let Some(warning) = warning {
@@ -517,7 +540,7 @@ impl Session {
         }
         let mut recipients = Vec::new();
         if protection.encrypt {
-            for address in draft.envelope_recipients() {
+            for address in addresses {
                 let certificate = self.smime_recipient_certificate(&address).await.map_err(
                     |error| match error {
                         // Its text names the address already: wrapping it

@@ -21,7 +21,7 @@ use wardmail::protected::Protection;
 use wardmail::protection::Encryption;
 use wardmail::route::{self, Capabilities, RoutePlan, Routing, Sealing, Sensitivity};
 use wardmail::secret::Secret;
-use wardmail::session::{Method, Session, SessionError};
+use wardmail::session::{GroupOutcome, Method, Session, SessionError};
 use wardmail::smtp::SmtpError;
 
 use super::mailbox::{ComposeStart, Loaded};
@@ -85,6 +85,8 @@ pub enum Message {
     Send,
     /// Sending ended.
     Sent(Result<(), SendFailure>),
+    /// Sending one copy per method group ended, with each group's outcome.
+    GroupsSent(Result<Vec<GroupOutcome>, SendFailure>),
     /// Save the message in Drafts.
     SaveDraft,
     /// Saving the draft ended.
@@ -142,6 +144,9 @@ enum State {
         detail: String,
         /// The server may have accepted it; only the outbox resends it.
         uncertain: bool,
+        /// When the message went as one copy per method group: every
+        /// group, so that Retry resends only the failed ones.
+        groups: Vec<GroupOutcome>,
     },
 }
 
@@ -462,17 +467,18 @@ impl Composer {
     }
 
     /// Describes how each recipient's copy goes, for the audit log: the
-    /// technology when encrypting, else the planned SMTP route, with the
-    /// evidence, and the policy decision.
+    /// technology when encrypting the whole message one way, else the
+    /// planned route, with the evidence, and the policy decision.
     fn audit_draft(&self, recipients: &[String]) -> AuditDraft {
         let Some(plan) = &self.plan else {
             return AuditDraft::submission_only(recipients);
         };
+        let per_group = self.sends_per_group();
         let planned = plan
             .routes
             .iter()
             .map(|route| {
-                let method = match (self.encrypt, self.method) {
+                let method = match (self.encrypt && !per_group, self.method) {
                     (true, Method::Openpgp) => "openpgp".to_owned(),
                     (true, Method::Smime) => "smime".to_owned(),
                     (false, _) => route.method.map_or_else(
@@ -503,6 +509,16 @@ impl Composer {
         }
     }
 
+    /// Returns whether Send writes one copy per method group: the plan
+    /// mixes methods and the user left the security choices to it.
+    fn sends_per_group(&self) -> bool {
+        !self.security_chosen
+            && self
+                .plan
+                .as_ref()
+                .is_some_and(|plan| !plan.routes.is_empty() && plan.sealing().is_none())
+    }
+
     /// Returns why Send is not allowed by the route plan, if it is not.
     pub fn route_problem(&self) -> Option<String> {
         let plan = self.plan.as_ref()?;
@@ -525,12 +541,13 @@ impl Composer {
             (true, Method::Openpgp) => Sealing::Openpgp,
             (true, Method::Smime) => Sealing::Smime,
         };
-        if plan.sealing().is_none() && !self.security_chosen {
-            return Some(format!(
-                "These recipients need different methods at once ({}). Sending each group \
-                 separately is not available yet: send them separate messages.",
-                plan.summary()
-            ));
+        if self.sends_per_group() {
+            // Each method group gets its own copy; only a route that no
+            // copy can take (the portal) stops the message.
+            return plan
+                .groups(&[], false)
+                .err()
+                .map(|problem| format!("Blocked: {problem}"));
         }
         route::check_sealing(
             &self.routing,
@@ -655,6 +672,7 @@ impl Composer {
             }
             Message::Send => self.send(),
             Message::Sent(result) => return (Task::none(), self.sent(result)),
+            Message::GroupsSent(result) => return (Task::none(), self.groups_sent(result)),
             Message::SaveDraft => self.save_draft(),
             Message::DraftSaved(result) => {
                 self.draft_saved(result);
@@ -755,6 +773,11 @@ impl Composer {
             | State::Queued {
                 uncertain: true, ..
             } => Task::none(),
+            State::Queued { groups, .. } if !groups.is_empty() => {
+                let groups = groups.clone();
+                self.state = State::Sending;
+                Task::perform(resend_groups(session, groups), Message::GroupsSent)
+            }
             State::Queued {
                 raw, recipients, ..
             } => {
@@ -786,6 +809,25 @@ impl Composer {
                 self.state = State::Sending;
                 let audit = self.audit_draft(&draft.envelope_recipients());
                 self.audit = Some(audit.clone());
+                if self.sends_per_group()
+                    && let Some(plan) = self.plan.clone()
+                {
+                    let sign = self.sign.then_some(self.method);
+                    return Task::perform(
+                        async move {
+                            session
+                                .send_planned(draft, message_id, format::now(), &plan, sign, audit)
+                                .await
+                                .map_err(|error| match error {
+                                    SessionError::Openpgp(OpenpgpError::KeyLocked {
+                                        fingerprint,
+                                    }) => SendFailure::Locked(fingerprint),
+                                    other => SendFailure::Compose(other.to_string()),
+                                })
+                        },
+                        Message::GroupsSent,
+                    );
+                }
                 let protection = Protection {
                     sign: self.sign,
                     encrypt: self.encrypt,
@@ -872,7 +914,7 @@ impl Composer {
                         status::Problem::new("Sending", &error).summary
                     )
                 };
-                self.state = State::Queued { raw, recipients, summary, detail: error.to_string(), uncertain };
+                self.state = State::Queued { raw, recipients, summary, detail: error.to_string(), uncertain, groups: Vec::new() };
                 None
             }
             other => {
@@ -883,6 +925,67 @@ impl Composer {
                 None
             }
         }
+    }
+
+    /// Shows the outcome of a send per method group: done when every group
+    /// went, else which recipients' copies failed, kept for Retry.
+    fn groups_sent(&mut self, result: Result<Vec<GroupOutcome>, SendFailure>) -> Option<Event> {
+        let groups = match result {
+            Ok(groups) => groups,
+            Err(failure) => return self.sent(Err(failure)),
+        };
+        let failed: Vec<&GroupOutcome> = groups.iter().filter(|g| !group_submitted(g)).collect();
+        if failed.is_empty() {
+            tracing::info!(account = %self.session.account.id, groups = groups.len(), "message sent per method group");
+            return Some(Event::Sent(format!(
+                "Message sent as {} copies, one per delivery method.",
+                groups.len()
+            )));
+        }
+        let uncertain = failed.iter().any(|group| {
+            matches!(
+                group.result.as_ref().map_err(AsRef::as_ref),
+                Err(SessionError::Outbox(
+                    OutboxError::NeedsConfirmation | OutboxError::Smtp(SmtpError::Uncertain { .. })
+                ))
+            )
+        });
+        let names: Vec<String> = failed
+            .iter()
+            .flat_map(|group| group.recipients.clone())
+            .collect();
+        let detail: Vec<String> = failed
+            .iter()
+            .filter_map(|group| {
+                let error = group.result.as_ref().err()?;
+                Some(format!("{}: {error}", group.recipients.join(", ")))
+            })
+            .collect();
+        let submitted = groups.len() - failed.len();
+        let summary = if uncertain {
+            format!(
+                "Not confirmed for {}: the connection failed after the copy was handed to the \
+                 server, so it may already have been sent. The other {submitted} copies were sent. \
+                 The unconfirmed copy is kept in the Outbox, where you can decide whether to \
+                 send it again.",
+                names.join(", ")
+            )
+        } else {
+            format!(
+                "Not sent to {}. The other {submitted} copies were sent. The failed copies are kept \
+                 in the Outbox; Retry sends only them.",
+                names.join(", ")
+            )
+        };
+        self.state = State::Queued {
+            raw: Arc::new(Vec::new()),
+            recipients: names,
+            summary,
+            detail: detail.join("\n"),
+            uncertain,
+            groups,
+        };
+        None
     }
 
     fn unlock_key(&mut self) -> Task<Message> {
@@ -1011,6 +1114,30 @@ async fn submit(
             recipients,
         }),
     }
+}
+
+/// Returns whether the server accepted a group's copy. A failed copy to Sent
+/// counts as sent, because the outbox files it later.
+fn group_submitted(group: &GroupOutcome) -> bool {
+    match &group.result {
+        Ok(()) => true,
+        Err(error) => matches!(
+            error.as_ref(),
+            SessionError::Outbox(OutboxError::SentCopy(_))
+        ),
+    }
+}
+
+/// Resends the groups that the server did not accept, and returns every group with its
+/// new outcome.
+async fn resend_groups(
+    session: Arc<Session>,
+    mut groups: Vec<GroupOutcome>,
+) -> Result<Vec<GroupOutcome>, SendFailure> {
+    for group in groups.iter_mut().filter(|group| !group_submitted(group)) {
+        group.result = session.resend(group.outbox, false).await.map_err(Arc::new);
+    }
+    Ok(groups)
 }
 
 /// Asks for files and reads them.

@@ -1,0 +1,191 @@
+//! Sending one message per method group: when the route plan gives the
+//! recipients different methods, each group gets its own copy in its own
+//! SMTP transaction and its own outbox entry.
+//!
+//! Every copy has the same Message-ID, Date, From, To, Cc and Subject
+//! handling; none has a Bcc field. An encrypted copy is encrypted to its
+//! group's recipients and the sender only. Each Bcc recipient is a group of
+//! their own, so no copy names or is encrypted to a Bcc recipient except
+//! that recipient's own copy, which names no other Bcc recipient. Only the
+//! first group's copy is filed in Sent; it is readable by the sender,
+//! because encrypted copies are always encrypted to the sender too.
+
+use std::sync::Arc;
+
+use super::{Method, Session, SessionError};
+use crate::audit::{self, AuditDraft};
+use crate::compose::Draft;
+use crate::outbox::{self, GroupCopy};
+use crate::protected::{Protection, SealError};
+use crate::route::{Method as RouteMethod, MethodGroup, RoutePlan, Sealing};
+use crate::sync::blocking;
+
+/// The outcome of one method group's transaction.
+#[derive(Debug, Clone)]
+pub struct GroupOutcome {
+    /// The group's outbox entry, for a retry with [`Session::resend`].
+    pub outbox: i64,
+    /// The group's envelope recipients.
+    pub recipients: Vec<String>,
+    /// How the group's copy is sealed.
+    pub sealing: Sealing,
+    /// Whether this is a Bcc recipient's own transaction.
+    pub bcc: bool,
+    /// Whether the copy was submitted (and, for the first group, filed in
+    /// Sent), or why not.
+    pub result: Result<(), Arc<SessionError>>,
+}
+
+impl Session {
+    /// Sends `draft` as one SMTP transaction per method group of `plan`
+    /// (see [`RoutePlan::groups`]). `sign` names the technology that signs
+    /// the clear copies; encrypted copies are signed with their own
+    /// technology. `None` signs nothing.
+    ///
+    /// Every copy is written before any is queued, so a missing key, a
+    /// locked key or a blocked recipient returns an error with nothing
+    /// queued or sent. After that, each group is queued, recorded in the
+    /// audit log with its own recipients and sent on its own: a group that
+    /// fails stays in the outbox and the others are not sent again by a
+    /// retry of it.
+    pub async fn send_planned(
+        self: &Arc<Self>,
+        draft: Draft,
+        message_id: String,
+        date_unix: i64,
+        plan: &RoutePlan,
+        sign: Option<Method>,
+        audit: AuditDraft,
+    ) -> Result<Vec<GroupOutcome>, SessionError> {
+        let bcc: Vec<String> = draft.bcc.iter().map(|a| a.email.clone()).collect();
+        let wants_requiretls = plan
+            .routes
+            .iter()
+            .any(|route| route.method == Some(RouteMethod::Tls));
+        let requiretls = wants_requiretls && self.requiretls().await == Some(true);
+        let groups = plan
+            .groups(&bcc, requiretls)
+            .map_err(|problem| SealError::Crypto(format!("cannot send: {problem}")))?;
+
+        let mut copies = Vec::with_capacity(groups.len());
+        for (position, group) in groups.iter().enumerate() {
+            let raw = self
+                .build_group(&draft, &message_id, date_unix, group, sign)
+                .await?;
+            copies.push(GroupCopy {
+                message_id: message_id.clone(),
+                position,
+                raw,
+                recipients: group.recipients.clone(),
+                sent_copy: position == 0,
+                require_tls: group.require_tls,
+            });
+        }
+
+        let ids = self.enqueue_groups(copies, &audit).await?;
+        tracing::info!(
+            account = %self.account.id,
+            groups = ids.len(),
+            "message queued as one transaction per method group"
+        );
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for (id, group) in ids.into_iter().zip(groups) {
+            let result = self.resend(id, false).await.map_err(Arc::new);
+            if let Err(error) = &result {
+                tracing::warn!(account = %self.account.id, outbox = id, %error, "a method group was not sent");
+            }
+            outcomes.push(GroupOutcome {
+                outbox: id,
+                recipients: group.recipients,
+                sealing: group.sealing,
+                bcc: group.bcc,
+                result,
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// Writes one group's copy: sealed for its encrypted groups, signed or
+    /// plain for a clear group.
+    async fn build_group(
+        self: &Arc<Self>,
+        draft: &Draft,
+        message_id: &str,
+        date_unix: i64,
+        group: &MethodGroup,
+        sign: Option<Method>,
+    ) -> Result<Vec<u8>, SessionError> {
+        let (method, encrypt) = match (group.sealing, sign) {
+            (Sealing::Openpgp, _) => (Method::Openpgp, true),
+            (Sealing::Smime, _) => (Method::Smime, true),
+            (Sealing::Clear, Some(method)) => (method, false),
+            (Sealing::Clear, None) => {
+                let draft = draft.clone();
+                let message_id = message_id.to_owned();
+                return super::unblock(move || {
+                    draft
+                        .to_mime(&message_id, date_unix)
+                        .map_err(|error| SealError::Compose(error).into())
+                })
+                .await;
+            }
+        };
+        let protection = Protection {
+            sign: sign.is_some(),
+            encrypt,
+        };
+        self.build_sealed(
+            draft.clone(),
+            message_id.to_owned(),
+            date_unix,
+            method,
+            protection,
+            group.recipients.clone(),
+        )
+        .await
+    }
+
+    /// Queues every copy with the part of `audit` that concerns its
+    /// recipients. If one cannot be queued, the ones queued before it are
+    /// removed again, so the message is either queued whole or not at all.
+    async fn enqueue_groups(
+        &self,
+        copies: Vec<GroupCopy>,
+        audit: &AuditDraft,
+    ) -> Result<Vec<i64>, SessionError> {
+        let mut ids = Vec::with_capacity(copies.len());
+        for copy in copies {
+            let plan = AuditDraft {
+                recipients: audit
+                    .recipients
+                    .iter()
+                    .filter(|planned| {
+                        copy.recipients
+                            .iter()
+                            .any(|address| address.eq_ignore_ascii_case(&planned.address))
+                    })
+                    .cloned()
+                    .collect(),
+                decision: audit.decision.clone(),
+                override_reason: audit.override_reason.clone(),
+            };
+            let queued = async {
+                let id = outbox::enqueue_group(&self.store, &self.account, copy).await?;
+                ids.push(id);
+                blocking(&self.store, move |s| audit::save_plan(s, id, &plan)).await?;
+                Ok::<(), SessionError>(())
+            }
+            .await;
+            match queued {
+                Ok(()) => {}
+                Err(error) => {
+                    for id in ids {
+                        let _ = blocking(&self.store, move |s| s.outbox_remove(id)).await;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(ids)
+    }
+}

@@ -18,7 +18,6 @@ const BODY: &str = "Content-Type: text/plain; charset=us-ascii\r\n\r\n\
     Lab results for ward 3 are ready. This line is long enough to span several cipher blocks.\r\n";
 const BODY_TEXT: &str = "Lab results for ward 3 are ready.";
 
-
 /// A temporary CA, an intermediate CA and two user certificates.
 struct Pki {
     dir: tempfile::TempDir,

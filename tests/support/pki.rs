@@ -78,8 +78,7 @@ pub fn issue(dir: &Path, name: &str, issuer: &str, extensions: &str, subject: &s
     openssl(
         dir,
         &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-            subject,
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject,
         ],
     );
     openssl(

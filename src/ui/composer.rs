@@ -460,7 +460,9 @@ impl Composer {
                     (self.sign, self.encrypt, self.method) = (true, true, Method::Smime);
                 }
                 Some(Sealing::Clear) => self.encrypt = false,
-                None => {}
+                // Several methods at once: each copy is encrypted by its own
+                // route and signed, so the switches do not apply.
+                None => self.sign = true,
             }
         }
         self.plan = Some(plan);
@@ -511,7 +513,7 @@ impl Composer {
 
     /// Returns whether Send writes one copy per method group: the plan
     /// mixes methods and the user left the security choices to it.
-    fn sends_per_group(&self) -> bool {
+    pub(super) fn sends_per_group(&self) -> bool {
         !self.security_chosen
             && self
                 .plan

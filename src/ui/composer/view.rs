@@ -63,6 +63,10 @@ impl Composer {
                 .spacing(6)
         };
         let summary = match (self.sign, self.encrypt) {
+            _ if self.sends_per_group() => {
+                "Separate copies: each recipient's goes by the method under Routes, signed; \
+                 encrypted copies also to you."
+            }
             (false, false) => "Not signed, not encrypted: sent with TLS only.",
             (true, false) => "Signed: recipients can check it is from you and unchanged.",
             (false, true) => "Encrypted to every recipient and to you.",

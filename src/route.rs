@@ -203,6 +203,9 @@ pub struct Capabilities {
     pub tls_evidence: String,
     /// Whether the clinic's portal can take this recipient's copy.
     pub portal: bool,
+    /// The evidence line by line, for the recipient's details panel: keys,
+    /// MX hosts, MTA-STS mode and id, DANE, probe times.
+    pub details: Vec<String>,
 }
 
 impl Capabilities {
@@ -216,6 +219,7 @@ impl Capabilities {
             tls: TlsClass::Unknown,
             tls_evidence: "not assessed yet".to_owned(),
             portal: false,
+            details: Vec::new(),
         }
     }
 }

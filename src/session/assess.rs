@@ -509,8 +509,66 @@ impl From<&RecipientAssessment> for crate::route::Capabilities {
                 }
             ),
             portal: assessment.portal.available,
+            details: evidence_lines(assessment),
         }
     }
+}
+
+/// Lists the evidence of an assessment line by line, as the composer's
+/// details panel shows it.
+fn evidence_lines(assessment: &RecipientAssessment) -> Vec<String> {
+    let tls = &assessment.tls;
+    let clock = |unix: i64| {
+        let time = crate::calendar::civil(unix);
+        format!("{:02}:{:02}:{:02} UTC", time.hour, time.minute, time.second)
+    };
+    let mut lines = vec![
+        format!("OpenPGP: {}", assessment.openpgp.reason),
+        format!("S/MIME: {}", assessment.smime.reason),
+    ];
+    let hosts: Vec<&str> = tls.mx.iter().map(|mx| mx.host.as_str()).collect();
+    let signed = match tls.mx_dnssec {
+        Some(true) => ", DNSSEC-signed",
+        Some(false) => ", not DNSSEC-signed",
+        None => "",
+    };
+    lines.push(match &tls.mx_error {
+        Some(error) => format!("MX: unknown ({error})"),
+        None => format!("MX: {}{signed}", hosts.join(", ")),
+    });
+    let sts = &tls.mta_sts;
+    lines.push(match (&sts.mode, &sts.id) {
+        (Some(mode), id) => format!(
+            "MTA-STS: {} mode, policy id {}{}",
+            serde_json::to_value(mode)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            id.as_deref().unwrap_or("unknown"),
+            sts.fetched_at
+                .map(|at| format!(", fetched {}", clock(at)))
+                .unwrap_or_default()
+        ),
+        (None, _) => "MTA-STS: no policy".to_owned(),
+    });
+    for dane in &tls.dane {
+        lines.push(format!("DANE {}: {}", dane.host, dane.reason));
+    }
+    for probe in &tls.probes {
+        lines.push(format!(
+            "STARTTLS probe of {} at {} ({} ms): {}",
+            probe.host,
+            clock(probe.seen_at),
+            probe.elapsed_ms,
+            probe.reason
+        ));
+    }
+    lines.push(match tls.requiretls_at_submission {
+        Some(true) => "REQUIRETLS: offered by the submission server".to_owned(),
+        Some(false) => "REQUIRETLS: not offered by the submission server".to_owned(),
+        None => "REQUIRETLS: not checked".to_owned(),
+    });
+    lines
 }
 
 #[cfg(test)]

@@ -137,14 +137,19 @@ impl Composer {
             .as_ref()
             .and_then(|address| plan.routes.iter().find(|route| route.address == *address))
         {
-            block = block.push(
-                container(
-                    text(format!("{}: {}", detail.address, detail.reason)).size(style::SMALL),
-                )
-                .padding(8)
-                .width(Fill)
-                .style(style::frame),
-            );
+            let mut lines =
+                column![text(format!("{}: {}", detail.address, detail.reason)).size(style::SMALL)]
+                    .spacing(2);
+            if let Some(known) = self
+                .known
+                .iter()
+                .find(|known| known.address == detail.address)
+            {
+                for line in &known.details {
+                    lines = lines.push(text(line).size(style::SMALL));
+                }
+            }
+            block = block.push(container(lines).padding(8).width(Fill).style(style::frame));
         }
         if let Some(problem) = self.route_problem() {
             block = block.push(

@@ -63,7 +63,7 @@ impl Composer {
                 .spacing(6)
         };
         let summary = match (self.sign, self.encrypt) {
-            _ if self.sends_per_group() => {
+            _ if self.sends_per_group() && self.route_problem().is_none() => {
                 "Separate copies: each recipient's goes by the method under Routes, signed; \
                  encrypted copies also to you."
             }

@@ -9,11 +9,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
 use support::gnupg::Gnupg;
+use support::pki::{issue, make_root, openssl, run_openssl, user_extensions};
 use wardmail::audit::{AuditDraft, PlannedRecipient};
 use wardmail::compose::{Draft, new_message_id};
 use wardmail::message::Address;
@@ -26,24 +26,6 @@ use wardmail::smtp::SmtpError;
 const PASSPHRASE: &str = "peer-passphrase";
 const BODY: &str = "Potassium 5.9 mmol/l, please repeat.\n";
 
-fn openssl(dir: &Path, args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn openssl_ok(dir: &Path, args: &[&str]) {
-    let output = openssl(dir, args);
-    assert!(
-        output.status.success(),
-        "openssl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// A throwaway CA and S/MIME certificates issued by it, one per name.
 struct Pki {
     dir: tempfile::TempDir,
@@ -54,28 +36,7 @@ impl Pki {
         let pki = Pki {
             dir: tempfile::tempdir().unwrap(),
         };
-        openssl_ok(
-            pki.path(),
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=Wardmail Split Test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
+        make_root(pki.path(), "/CN=Wardmail Split Test CA");
         pki
     }
 
@@ -92,48 +53,22 @@ impl Pki {
     fn issue(&self, name: &str, address: &str) {
         std::fs::write(
             self.path().join(format!("{name}.cnf")),
-            format!(
-                "subjectAltName=email:{address}\nextendedKeyUsage=emailProtection\n\
-                 keyUsage=digitalSignature,keyEncipherment\n"
-            ),
+            user_extensions(address),
         )
         .unwrap();
-        let (key, csr, pem, cnf, p12) = (
+        let (key, pem, p12) = (
             format!("{name}.key"),
-            format!("{name}.csr"),
             format!("{name}.pem"),
-            format!("{name}.cnf"),
             format!("{name}.p12"),
         );
-        let subject = format!("/CN={name}");
-        openssl_ok(
+        issue(
             self.path(),
-            &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-                &subject,
-            ],
+            name,
+            "ca",
+            &format!("{name}.cnf"),
+            &format!("/CN={name}"),
         );
-        openssl_ok(
-            self.path(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "30",
-                "-extfile",
-                &cnf,
-            ],
-        );
-        openssl_ok(
+        openssl(
             self.path(),
             &[
                 "pkcs12",
@@ -155,7 +90,7 @@ impl Pki {
     fn decrypt(&self, name: &str, message: &[u8]) -> Option<String> {
         std::fs::write(self.path().join("in.eml"), message).unwrap();
         let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
-        let output = openssl(
+        let output = run_openssl(
             self.path(),
             &[
                 "cms", "-decrypt", "-in", "in.eml", "-recip", &pem, "-inkey", &key, "-out",

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How sensitive a message is, chosen in the composer.
+/// The sensitivity of a message, chosen in the composer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sensitivity {
@@ -20,7 +20,7 @@ pub enum Sensitivity {
     /// Protected health information.
     #[default]
     Phi,
-    /// The most sensitive: psychiatric, HIV, genetic, legal.
+    /// Records needing extra care: psychiatric, HIV, genetic, legal.
     Restricted,
 }
 
@@ -93,7 +93,7 @@ impl Method {
     }
 }
 
-/// What happens to a recipient who can receive none of the acceptable
+/// The fallback for a recipient who can receive none of the acceptable
 /// methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -115,7 +115,7 @@ pub struct Rule {
     /// as [`Method::Tls`].
     #[serde(default)]
     pub accept_tls_offered: bool,
-    /// What happens below the acceptable methods.
+    /// The fallback below the acceptable methods.
     pub otherwise: Otherwise,
 }
 
@@ -171,8 +171,8 @@ impl Routing {
     }
 }
 
-/// What TLS the recipient's domain is known to use beyond the clinic's own
-/// submission server.
+/// The class of TLS that the recipient's domain is known to use beyond the
+/// clinic's own submission server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TlsClass {
@@ -186,7 +186,7 @@ pub enum TlsClass {
     Unknown,
 }
 
-/// What is known about one recipient, with a short evidence sentence per
+/// The known facts about one recipient, with a short evidence sentence per
 /// available method.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
@@ -353,7 +353,7 @@ fn route(
     }
 }
 
-/// How one copy of a message is sealed: encrypted with one technology for
+/// The sealing of one copy of a message: encrypted with one technology for
 /// all of its recipients, or not encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sealing {
@@ -393,7 +393,7 @@ impl RoutePlan {
 /// parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodGroup {
-    /// How this group's copy is sealed.
+    /// The sealing of this group's copy.
     pub sealing: Sealing,
     /// The envelope recipients, in the order of the plan.
     pub recipients: Vec<String>,
@@ -406,9 +406,9 @@ pub struct MethodGroup {
 
 impl RoutePlan {
     /// Splits the plan into SMTP transactions: one per sealing for the To
-    /// and Cc recipients, and one of its own for every address in `bcc`, so
-    /// that no copy names or is encrypted to a Bcc recipient other than
-    /// that recipient's own. Recipients planned for [`Method::Tls`] go in a
+    /// and Cc recipients, and one of its own for every address in `bcc`.
+    /// So no copy names a Bcc recipient or is encrypted to one, except that
+    /// recipient's own copy. Recipients planned for [`Method::Tls`] go in a
     /// transaction of their own with REQUIRETLS when `requiretls_offered`
     /// (the submission server advertises it), because other clear
     /// recipients could not receive a copy that demands it.

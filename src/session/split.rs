@@ -91,7 +91,7 @@ impl Session {
         let mut outcomes = Vec::with_capacity(ids.len());
         for (id, group) in ids.into_iter().zip(groups) {
             let result = self.resend(id, false).await.map_err(Arc::new);
-            if let Err(error) = &result {
+            if result.is_err() {
                 // The error text is not logged: the server's reply can name
                 // the recipient's address. The outbox keeps it for the user.
                 tracing::warn!(account = %self.account.id, outbox = id, "a method group was not sent");

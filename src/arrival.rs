@@ -15,13 +15,13 @@
 //! provider, and it shows TLS when it names ESMTPS or ESMTPSA (RFC 3848) or
 //! a "(using TLS...)" comment, as Postfix writes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::protection::{Encryption, ProtectionReport, SignatureStatus};
 use crate::route::{Method, Sensitivity};
 
 /// The message-level encryption a message arrived with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArrivalEncryption {
     /// OpenPGP/MIME or inline OpenPGP.
@@ -66,7 +66,7 @@ impl ArrivalEncryption {
 }
 
 /// The security a message arrived with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArrivalSecurity {
     /// The message-level encryption, or `None` for a message sent in the
     /// clear.

@@ -1,5 +1,5 @@
-//! How a received message arrived, and the floor that a reply or forward
-//! of it starts from.
+//! The arrival security of a received message, and the floor that a reply
+//! or forward of it starts from.
 //!
 //! Arrival security has four parts: the message-level encryption, the
 //! verdict on the signature over its content, whether the hop into the
@@ -46,23 +46,6 @@ impl ArrivalEncryption {
             Self::Smime => Method::Smime,
         }
     }
-
-    /// Returns the stable name stored and printed in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Openpgp => "openpgp",
-            Self::Smime => "smime",
-        }
-    }
-
-    /// Parses a name written by [`ArrivalEncryption::as_str`].
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "openpgp" => Some(Self::Openpgp),
-            "smime" => Some(Self::Smime),
-            _ => None,
-        }
-    }
 }
 
 /// The security a message arrived with.
@@ -106,10 +89,11 @@ pub fn arrival(report: &ProtectionReport, raw: &[u8], own_hosts: &[String]) -> A
 }
 
 /// Lists the host names of the user's own provider: the IMAP and SMTP hosts
-/// given, and for each one with three or more labels its parent domain as a
-/// suffix (".provider.example" from "imap.provider.example"), so that the
-/// provider's other servers (an MX, an LMTP host) count too. A loopback
-/// host adds "localhost", the name local test servers write.
+/// given, and the parent domain of each one with three or more labels.
+/// The parent is a suffix entry (".provider.example" from
+/// "imap.provider.example"), so the provider's other servers, such as an MX
+/// or an LMTP host, count too. A loopback host adds "localhost", the name
+/// local test servers write.
 pub fn own_hosts(hosts: &[&str]) -> Vec<String> {
     let mut own = Vec::new();
     let mut add = |host: String| {
@@ -241,7 +225,8 @@ pub struct Floor {
     /// Whether a recipient whose copy travels without verified TLS falls
     /// below the floor, because the original arrived over TLS.
     pub tls: bool,
-    /// What the original was, in words, for the warning lines.
+    /// A description of the original, such as "S/MIME encrypted", for the
+    /// warning lines.
     pub reason: String,
 }
 
@@ -266,7 +251,6 @@ pub fn floor(
     }
     if quotes_decrypted {
         sensitivity = stronger(sensitivity, Sensitivity::Phi);
-        reasons.push("quoted decrypted text".to_owned());
     }
     let tls = arrival.tls_into_provider == Some(true);
     if tls && arrival.encrypted.is_none() {
@@ -275,13 +259,17 @@ pub fn floor(
     if reasons.is_empty() {
         reasons.push("sent without encryption".to_owned());
     }
+    let mut reason = format!("the message you are replying to was {}", reasons.join(", "));
+    if quotes_decrypted {
+        reason.push_str(", and this reply quotes its decrypted text");
+    }
 
     Floor {
         sensitivity,
         encrypt: arrival.encrypted.is_some() || quotes_decrypted,
         prefer: arrival.encrypted,
         tls,
-        reason: format!("the message you are replying to was {}", reasons.join(", ")),
+        reason,
     }
 }
 
@@ -500,6 +488,11 @@ mod tests {
         assert_eq!(floor.sensitivity, Sensitivity::Phi);
         assert!(floor.encrypt);
         assert_eq!(floor.prefer, None);
+        assert!(
+            floor.reason.ends_with("quotes its decrypted text"),
+            "{}",
+            floor.reason
+        );
     }
 
     #[test]

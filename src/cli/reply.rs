@@ -17,7 +17,7 @@ use super::{EXIT_PLAN_BLOCKED, capabilities, read_file, routing_policy, unique_a
 pub struct Options {
     /// Reply to all: add the original To and Cc.
     pub all: bool,
-    /// The sensitivity asked for, raised to the floor when lower.
+    /// The requested sensitivity, raised to the floor when lower.
     pub sensitivity: Option<String>,
     /// Print JSON in place of text.
     pub json: bool,
@@ -86,11 +86,11 @@ pub async fn plan_reply(
     }
 
     let (mut routing, internal_domains) = routing_policy(&session);
-    let asked = match options.sensitivity {
+    let requested = match options.sensitivity {
         Some(text) => text.parse::<Sensitivity>().map_err(SessionError::Task)?,
         None => routing.default_sensitivity,
     };
-    let sensitivity = arrival::stronger(asked, floor.sensitivity);
+    let sensitivity = arrival::stronger(requested, floor.sensitivity);
     if floor.encrypt {
         encryption_first(&mut routing, sensitivity, floor.prefer);
     }
@@ -166,10 +166,13 @@ fn encryption_first(
         Sensitivity::Phi => &mut routing.phi,
         Sensitivity::Restricted => &mut routing.restricted,
     };
-    let order = match prefer {
-        Some(ArrivalEncryption::Openpgp) => [Method::Openpgp, Method::Smime],
-        _ => [Method::Smime, Method::Openpgp],
+    let preferred = prefer.map_or(Method::Smime, ArrivalEncryption::method);
+    let other = if preferred == Method::Smime {
+        Method::Openpgp
+    } else {
+        Method::Smime
     };
+    let order = [preferred, other];
     let mut methods: Vec<Method> = order
         .into_iter()
         .filter(|method| rule.methods.contains(method))

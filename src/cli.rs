@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod assess;
 mod audit;
+mod reply;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -143,6 +144,14 @@ pub enum Command {
         /// routine, phi or restricted (default: the policy's default).
         #[arg(long)]
         sensitivity: Option<String>,
+        /// Plan a reply to this message file (.eml): its recipients, the
+        /// floor set by how it arrived, and a warning for each recipient
+        /// whose copy would travel below that floor.
+        #[arg(long, value_name = "FILE")]
+        reply_to: Option<PathBuf>,
+        /// With --reply-to, reply to all: add the original To and Cc.
+        #[arg(long, requires = "reply_to")]
+        all: bool,
         #[command(flatten)]
         account: AccountChoice,
         /// Print the plan as JSON.
@@ -434,11 +443,24 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
             cc,
             bcc,
             sensitivity,
+            reply_to,
+            all,
             account,
             json,
         } => {
             let recipients = [to, cc, bcc].concat();
-            plan(open(profile, account).await?, recipients, sensitivity, json).await
+            let session = open(profile, account).await?;
+            match reply_to {
+                Some(file) => {
+                    let options = reply::Options {
+                        all,
+                        sensitivity,
+                        json,
+                    };
+                    reply::plan_reply(session, file, recipients, options).await
+                }
+                None => plan(session, recipients, sensitivity, json).await,
+            }
         }
         Command::Keys(KeysCommand::List { account, json }) => {
             list_keys(open(profile, account).await?, json).await
@@ -838,45 +860,20 @@ async fn plan(
     sensitivity: Option<String>,
     json: bool,
 ) -> Result<ExitCode, SessionError> {
-    let (routing, mut internal_domains) = match Location::from_env().load() {
-        Ok(Some(policy)) => (policy.routing, policy.internal_domains),
-        Ok(None) => (wardmail::route::Routing::default(), Vec::new()),
-        Err(error) => {
-            eprintln!("wardmail: {error}; planning with the built-in rules");
-            (wardmail::route::Routing::default(), Vec::new())
-        }
-    };
-    if internal_domains.is_empty() {
-        internal_domains.push(session.account.domain());
-    }
+    let (routing, internal_domains) = routing_policy(&session);
     let sensitivity = match sensitivity {
         Some(text) => text
             .parse::<wardmail::route::Sensitivity>()
             .map_err(SessionError::Task)?,
         None => routing.default_sensitivity,
     };
-    let mut addresses = Vec::new();
-    for entry in &recipients {
-        for address in wardmail::compose::parse_address_list(entry)
-            .map_err(|error| SessionError::Task(error.to_string()))?
-        {
-            let email = address.email.to_lowercase();
-            if !addresses.contains(&email) {
-                addresses.push(email);
-            }
-        }
-    }
+    let addresses = unique_addresses(&recipients)?;
     if addresses.is_empty() {
         eprintln!("wardmail: no recipients: give --to, --cc or --bcc");
         return Ok(ExitCode::FAILURE);
     }
     let session = std::sync::Arc::new(session);
-    let known: Vec<wardmail::route::Capabilities> = session
-        .assess(addresses)
-        .await?
-        .iter()
-        .map(wardmail::route::Capabilities::from)
-        .collect();
+    let known = capabilities(&session, addresses).await?;
     let plan = wardmail::route::plan(&routing, &internal_domains, sensitivity, &known);
     if json {
         match serde_json::to_string_pretty(&plan) {
@@ -898,6 +895,53 @@ async fn plan(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Reads the clinic's routing rules and internal domains, falling back to
+/// the built-in rules, and to the account's own domain as the only internal
+/// one.
+fn routing_policy(session: &Session) -> (wardmail::route::Routing, Vec<String>) {
+    let (routing, mut internal_domains) = match Location::from_env().load() {
+        Ok(Some(policy)) => (policy.routing, policy.internal_domains),
+        Ok(None) => (wardmail::route::Routing::default(), Vec::new()),
+        Err(error) => {
+            eprintln!("wardmail: {error}; planning with the built-in rules");
+            (wardmail::route::Routing::default(), Vec::new())
+        }
+    };
+    if internal_domains.is_empty() {
+        internal_domains.push(session.account.domain());
+    }
+    (routing, internal_domains)
+}
+
+/// Parses address list arguments into lower-case addresses, each once.
+fn unique_addresses(entries: &[String]) -> Result<Vec<String>, SessionError> {
+    let mut addresses = Vec::new();
+    for entry in entries {
+        for address in wardmail::compose::parse_address_list(entry)
+            .map_err(|error| SessionError::Task(error.to_string()))?
+        {
+            let email = address.email.to_lowercase();
+            if !addresses.contains(&email) {
+                addresses.push(email);
+            }
+        }
+    }
+    Ok(addresses)
+}
+
+/// Assesses each address: keys held, WKD and the TLS of its domain.
+async fn capabilities(
+    session: &std::sync::Arc<Session>,
+    addresses: Vec<String>,
+) -> Result<Vec<wardmail::route::Capabilities>, SessionError> {
+    Ok(session
+        .assess(addresses)
+        .await?
+        .iter()
+        .map(wardmail::route::Capabilities::from)
+        .collect())
 }
 
 /// Exit code of `plan` when a recipient is blocked.

@@ -6,6 +6,7 @@
 //! function; network work is async on tokio.
 
 pub mod account;
+pub mod arrival;
 pub mod assess;
 pub mod audit;
 pub mod autocrypt;

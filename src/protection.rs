@@ -11,7 +11,7 @@
 //! From address only if the signer certificate names that address, either
 //! as a subjectAltName rfc822Name or as an emailAddress in the subject.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod segments;
 mod verdict;
@@ -51,7 +51,7 @@ pub enum SignatureMethod {
 
 /// The verdict on one signature. Only [`SignatureStatus::Good`] means the
 /// content is unchanged and comes from a trusted, valid certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SignatureStatus {
     /// Digest and signature match, and the signer certificate chains to a

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use openssl::x509::X509;
 
 use crate::account::{Account, AccountError, Config, Profile};
+use crate::arrival::{self, ArrivalSecurity};
 use crate::audit::AuditDraft;
 use crate::dns::DnsError;
 use crate::imap::{self, ImapError, Role};
@@ -638,22 +639,67 @@ impl Session {
         let account = self.account.id.clone();
         let unlocked = self.unlocked_now()?;
         let cache = self.smime_material.clone();
+        let own_hosts = self.own_hosts();
         unblock(move || {
             if let Err(error) = keys::note_autocrypt(&store, &me, &raw) {
                 tracing::warn!(account = %account, %error, "Autocrypt state not updated");
             }
-            if looks_like_openpgp(&raw) {
+            let report = if looks_like_openpgp(&raw) {
                 let mut keyring = openpgp_keyring(&store, &account)?;
                 keyring.add_unlocked(unlocked);
-                return Ok(crate::openpgp::inspect(&raw, &keyring));
-            }
-            let material = smime_material(&cache, &store, &account)?;
-            let (report, signers) =
-                smime_reader::inspect_with_signers(&raw, &material.identities, &material.trust);
-            harvest(&store, &signers)?;
+                crate::openpgp::inspect(&raw, &keyring)
+            } else {
+                let material = smime_material(&cache, &store, &account)?;
+                let (report, signers) =
+                    smime_reader::inspect_with_signers(&raw, &material.identities, &material.trust);
+                harvest(&store, &signers)?;
+                report
+            };
+            remember_arrival(&store, &account, &own_hosts, &raw, &report);
             Ok(report)
         })
         .await
+    }
+
+    /// Lists the host names of the account's own provider, whose Received
+    /// fields are trusted for TLS (see [`arrival::own_hosts`]).
+    pub fn own_hosts(&self) -> Vec<String> {
+        arrival::own_hosts(&[&self.account.imap.host, &self.account.smtp.host])
+    }
+
+    /// Works out how `raw` arrived, from its protection report.
+    pub fn arrival(&self, report: &ProtectionReport, raw: &[u8]) -> ArrivalSecurity {
+        arrival::arrival(report, raw, &self.own_hosts())
+    }
+
+    /// Reads the stored arrival security of the message with `message_id`,
+    /// recorded when the message was last inspected.
+    pub async fn stored_arrival(
+        &self,
+        message_id: String,
+    ) -> Result<Option<ArrivalSecurity>, SessionError> {
+        let store = self.store.clone();
+        let account = self.account.id.clone();
+        unblock(move || Ok(store.arrival(&account, &message_id)?)).await
+    }
+}
+
+/// Stores how `raw` arrived, keyed by its Message-ID. A message without a
+/// Message-ID is not stored, and a failure only logs, because the inspection
+/// itself succeeded.
+fn remember_arrival(
+    store: &Store,
+    account: &str,
+    own_hosts: &[String],
+    raw: &[u8],
+    report: &ProtectionReport,
+) {
+    let Some(message_id) = crate::message::parse_envelope(raw).message_id else {
+        return;
+    };
+    let security = arrival::arrival(report, raw, own_hosts);
+    if let Err(error) = store.save_arrival(account, &message_id, &security) {
+        tracing::warn!(account = %account, %error, "arrival security not stored");
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::account::{Config, Profile};
+use crate::arrival::ArrivalSecurity;
 use crate::assess::{MtaStsMode, StoredPolicy};
 use crate::imap::{RemoteEnvelope, RemoteFolder, Role, Selected};
 use crate::secret::{KeyringEntry, Secret, SecretError};
@@ -63,6 +64,9 @@ pub enum StoreError {
         "cannot create a key for the local mail store: the system random generator failed ({0})"
     )]
     Random(String),
+    /// A message's arrival record could not be encoded or decoded.
+    #[error("{0}")]
+    ArrivalRecord(String),
     /// SQLite failed.
     #[error("local mail store failed while {operation}: {source}")]
     Sqlite {
@@ -438,6 +442,12 @@ CREATE TABLE IF NOT EXISTS outbox_group (
 CREATE TABLE IF NOT EXISTS outbox_audit_plan (
     outbox INTEGER PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
     plan TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS message_arrival (
+    account TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    arrival TEXT NOT NULL,
+    PRIMARY KEY (account, message_id)
 );
 ";
 
@@ -1174,6 +1184,53 @@ impl Store {
             .map_err(sql("reading Autocrypt state"))
     }
 
+    /// Saves how the message with `message_id` arrived, as JSON, replacing
+    /// an earlier record of the same message.
+    pub fn save_arrival(
+        &self,
+        account: &str,
+        message_id: &str,
+        arrival: &ArrivalSecurity,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(arrival).map_err(|error| {
+            StoreError::ArrivalRecord(format!("cannot encode the arrival record: {error}"))
+        })?;
+        self.db()
+            .execute(
+                "INSERT OR REPLACE INTO message_arrival (account, message_id, arrival)
+                 VALUES (?1, ?2, ?3)",
+                params![account, message_id, json],
+            )
+            .map(drop)
+            .map_err(sql("saving arrival security"))
+    }
+
+    /// Reads how the message with `message_id` arrived, if it was inspected.
+    pub fn arrival(
+        &self,
+        account: &str,
+        message_id: &str,
+    ) -> Result<Option<ArrivalSecurity>, StoreError> {
+        let json: Option<String> = self
+            .db()
+            .query_row(
+                "SELECT arrival FROM message_arrival WHERE account = ?1 AND message_id = ?2",
+                params![account, message_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql("reading arrival security"))?;
+        json.map(|json| {
+            serde_json::from_str(&json).map_err(|error| {
+                StoreError::ArrivalRecord(format!(
+                    "cannot read the arrival record of message {message_id:?}: {error}; \
+                     inspect the message again to rewrite it"
+                ))
+            })
+        })
+        .transpose()
+    }
+
     /// Saves a correspondent's Autocrypt state.
     pub fn save_autocrypt_peer(
         &self,
@@ -1646,5 +1703,32 @@ mod tests {
         assert_eq!(entry.state, OutboxState::Sending);
         assert_eq!(entry.attempts, 1);
         assert_eq!(entry.recipients, rcpt);
+    }
+
+    #[test]
+    fn arrival_round_trip() {
+        use crate::arrival::{ArrivalEncryption, ArrivalSecurity};
+        use crate::protection::SignatureStatus;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), &Secret::new(KEY)).unwrap();
+        let mut security = ArrivalSecurity {
+            encrypted: Some(ArrivalEncryption::Smime),
+            signed: Some(SignatureStatus::ChainIncomplete),
+            tls_into_provider: None,
+            portal_notice: false,
+        };
+        assert_eq!(store.arrival("a", "1@example.org").unwrap(), None);
+
+        store.save_arrival("a", "1@example.org", &security).unwrap();
+        assert_eq!(
+            store.arrival("a", "1@example.org").unwrap(),
+            Some(security.clone())
+        );
+        assert_eq!(store.arrival("b", "1@example.org").unwrap(), None);
+
+        security.tls_into_provider = Some(true);
+        store.save_arrival("a", "1@example.org", &security).unwrap();
+        assert_eq!(store.arrival("a", "1@example.org").unwrap(), Some(security));
     }
 }

@@ -397,6 +397,113 @@ fn plan_blocks_phi_without_keys() {
 }
 
 #[test]
+fn plan_reply_all_below_floor() {
+    let user = &support::user("cli-reply");
+    let dir = tempfile::tempdir().unwrap();
+    success(add_account(dir.path(), user, &support::env("PASSWORD")));
+    // The test DNS publishes MTA-STS enforce for enforce.test, so its
+    // recipient's copy can go by TLS.
+    let profile = wardmail::account::Profile::locate(Some(dir.path())).unwrap();
+    let mut config = profile.load().unwrap();
+    config.network.dns_nameserver = Some(support::env("DNS_RESOLVER"));
+    config.network.dns_trust_anchor = Some(support::env("DNS_TRUST_ANCHOR").into());
+    config.network.https_ca_file = Some(support::ca_file());
+    profile.save(&config).unwrap();
+    success(wardmail(
+        dir.path(),
+        &["keys", "import-p12", &smime_vector("Bob.p12")],
+        "nss\n",
+    ));
+    success(wardmail(
+        dir.path(),
+        &["keys", "trust-ca", &smime_vector("TestCA.pem")],
+        "",
+    ));
+    // The outer header is not covered by the S/MIME layer, so a Cc added
+    // there leaves the encrypted body intact.
+    let original =
+        std::fs::read_to_string(smime_vector("alice.dsig.SHA256.multipart.env.eml")).unwrap();
+    let newline = if original.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let with_cc = original.replacen(
+        "To: Bob@example.com",
+        &format!(
+            "To: Bob@example.com{newline}\
+             Cc: nocert@enforce.test, stranger@far.example{newline}\
+             Message-ID: <reply-guard@example.com>"
+        ),
+        1,
+    );
+    assert_ne!(with_cc, original, "the vector's To line changed");
+    let message = dir.path().join("original.eml");
+    std::fs::write(&message, with_cc).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "version = 1\n").unwrap();
+    let plan = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wardmail"))
+            .arg("--profile")
+            .arg(dir.path())
+            .args(["plan", "--reply-to", message.to_str().unwrap(), "--all"])
+            .args(args)
+            .env("WARDMAIL_POLICY", &policy)
+            .output()
+            .unwrap()
+    };
+
+    let text = plan(&[]);
+    let json = plan(&["--json", "--sensitivity", "routine"]);
+
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(text.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.starts_with("Reply floor: PHI, encrypted"),
+        "{stdout}"
+    );
+    let warning = stdout
+        .lines()
+        .find(|line| line.starts_with("warning: nocert@enforce.test:"))
+        .unwrap_or_else(|| panic!("no warning for the Cc: {stdout}"));
+    assert!(warning.contains("was S/MIME encrypted"), "{warning}");
+    assert!(warning.contains("has no certificate"), "{warning}");
+    assert!(warning.contains("would go by TLS only"), "{warning}");
+    let blocked = stdout
+        .lines()
+        .find(|line| line.starts_with("warning: stranger@far.example:"))
+        .unwrap_or_else(|| panic!("no warning for the blocked Cc: {stdout}"));
+    assert!(blocked.contains("blocked"), "{blocked}");
+    assert!(
+        !stdout.contains("warning: alice@example.com"),
+        "the sender's certificate was harvested: {stdout}"
+    );
+
+    assert_eq!(json.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["arrival"]["encrypted"], "smime");
+    assert_eq!(json["arrival"]["signed"], "good");
+    assert_eq!(json["arrival"]["portal_notice"], false);
+    assert_eq!(json["floor"]["sensitivity"], "phi");
+    assert_eq!(json["floor"]["encrypt"], true);
+    assert_eq!(json["plan"]["sensitivity"], "phi", "raised from routine");
+    let routes = json["plan"]["routes"].as_array().unwrap();
+    let alice = routes
+        .iter()
+        .find(|route| route["address"] == "alice@example.com")
+        .unwrap();
+    assert_eq!(alice["method"], "smime");
+    let warned: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|warning| warning["address"].as_str().unwrap())
+        .collect();
+    assert!(warned.contains(&"nocert@enforce.test"), "{warned:?}");
+    assert!(warned.contains(&"stranger@far.example"), "{warned:?}");
+}
+
+#[test]
 fn audit_export_and_verify_after_send() {
     let user = &support::user("cli-audit");
     let dir = tempfile::tempdir().unwrap();

@@ -495,3 +495,59 @@ async fn requiretls_parameter_refused_not_dropped() {
     assert!(error.certainly_not_sent());
     assert!(support::uids(&user, "INBOX").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requiretls_group_carries_parameter() {
+    // The aiosmtpd submission server offers REQUIRETLS and records whether
+    // MAIL FROM carried it; a copy routed by enforced TLS must carry it.
+    let user = support::user("split-rtls-ok");
+    let mut account = support::account(&user);
+    account.smtp.port = support::port("SMTP_REQUIRETLS_PORT");
+    let (_profile, session) = support::session(account.clone()).await;
+    let session = Arc::new(session);
+    let recipient = "ward@enforce.test".to_owned();
+    let mut enforced = route::Capabilities::unknown(&recipient);
+    enforced.tls = route::TlsClass::Enforced;
+    enforced.tls_evidence = "MTA-STS enforce".into();
+    let plan = route::plan(
+        &Routing::default(),
+        &["example.org".to_owned()],
+        Sensitivity::Phi,
+        &[enforced],
+    );
+    assert_eq!(plan.routes[0].method, Some(RouteMethod::Tls));
+    let message_id = new_message_id("example.org");
+
+    let outcomes = session
+        .send_planned(
+            draft(&account.address, &[&recipient], &[], &[]),
+            message_id.clone(),
+            now(),
+            &plan,
+            None,
+            audit_for(&plan),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(outcomes.len(), 1);
+    assert!(outcomes[0].result.is_ok(), "{:?}", outcomes[0].result);
+    let spool = std::path::PathBuf::from(support::env("DIR")).join("requiretls-spool");
+    let bare = message_id.trim_matches(['<', '>']);
+    let stored: Vec<String> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .filter(|text| text.contains(bare))
+        .collect();
+    assert_eq!(stored.len(), 1, "one copy at the REQUIRETLS server");
+    assert!(
+        stored[0].starts_with("X-Test-Requiretls: yes\r\n"),
+        "{}",
+        stored[0]
+    );
+    assert!(
+        stored[0].contains("X-Test-Rcpt: ward@enforce.test"),
+        "{}",
+        stored[0]
+    );
+}

@@ -278,6 +278,15 @@ impl Keyring {
         })
     }
 
+    /// Returns the certificate with this primary fingerprint, or
+    /// [`OpenpgpError::KeyNotFound`] naming it.
+    pub fn require(&self, fingerprint: &str) -> Result<&Cert, OpenpgpError> {
+        self.certificate(fingerprint)
+            .ok_or_else(|| OpenpgpError::KeyNotFound {
+                fingerprint: fingerprint.to_owned(),
+            })
+    }
+
     /// Returns the certificates that name `address` in a valid user ID and
     /// can encrypt now, newest first.
     pub fn encryption_candidates(&self, address: &str) -> Vec<&Cert> {

@@ -196,12 +196,7 @@ impl Session {
         let account = self.account.id.clone();
         unblock(move || {
             let keyring = super::openpgp_keyring(&store, &account)?;
-            let cert =
-                keyring
-                    .certificate(&fingerprint)
-                    .ok_or_else(|| OpenpgpError::KeyNotFound {
-                        fingerprint: fingerprint.clone(),
-                    })?;
+            let cert = keyring.require(&fingerprint)?;
             Ok(openpgp::export_public(cert)?)
         })
         .await
@@ -213,16 +208,11 @@ impl Session {
     pub async fn revoke_openpgp(&self, fingerprint: String) -> Result<KeyInfo, SessionError> {
         let store = self.store.clone();
         let account = self.account.id.clone();
-        let unlocked = self.openpgp_keyring_now()?;
+        let unlocked = self.unlocked_now()?;
         unblock(move || {
-            let keyring = super::openpgp_keyring(&store, &account)?;
-            let cert =
-                keyring
-                    .certificate(&fingerprint)
-                    .ok_or_else(|| OpenpgpError::KeyNotFound {
-                        fingerprint: fingerprint.clone(),
-                    })?;
-            let cert = with_unlocked_primary(cert, &unlocked);
+            let mut keyring = super::openpgp_keyring(&store, &account)?;
+            keyring.add_unlocked(unlocked);
+            let cert = with_unlocked_primary(keyring.require(&fingerprint)?, &keyring);
             let revoked = openpgp::revoke(&cert, "revoked in Wardmail")?;
             let bytes = openpgp::to_tsk_bytes(&revoked)?;
             store.save_openpgp(&account, std::slice::from_ref(&fingerprint), &bytes)?;
@@ -252,12 +242,7 @@ impl Session {
         let account = self.account.id.clone();
         unblock(move || {
             let keyring = super::openpgp_keyring(&store, &account)?;
-            let cert =
-                keyring
-                    .certificate(&fingerprint)
-                    .ok_or_else(|| OpenpgpError::KeyNotFound {
-                        fingerprint: fingerprint.clone(),
-                    })?;
+            let cert = keyring.require(&fingerprint)?;
             let fingerprint = cert.fingerprint().to_hex();
             store.add_openpgp_state(&account, &fingerprint, "imported", None)?;
             if verify {
@@ -333,12 +318,7 @@ impl Session {
             let mut stored = Vec::new();
             for fingerprint in fingerprints {
                 let fingerprint = fingerprint.to_hex();
-                let cert =
-                    probe
-                        .certificate(&fingerprint)
-                        .ok_or_else(|| OpenpgpError::KeyNotFound {
-                            fingerprint: fingerprint.clone(),
-                        })?;
+                let cert = probe.require(&fingerprint)?;
                 let bytes = openpgp::to_tsk_bytes(cert)?;
                 store_correspondent_key(&store, &account, &bytes, &fingerprint, &address, "wkd")?;
                 let replaces = store

@@ -901,7 +901,7 @@ async fn plan(
 /// the built-in rules, and to the account's own domain as the only internal
 /// one.
 fn routing_policy(session: &Session) -> (wardmail::route::Routing, Vec<String>) {
-    let (routing, mut internal_domains) = match Location::from_env().load() {
+    let (routing, internal_domains) = match Location::from_env().load() {
         Ok(Some(policy)) => (policy.routing, policy.internal_domains),
         Ok(None) => (wardmail::route::Routing::default(), Vec::new()),
         Err(error) => {
@@ -909,9 +909,8 @@ fn routing_policy(session: &Session) -> (wardmail::route::Routing, Vec<String>) 
             (wardmail::route::Routing::default(), Vec::new())
         }
     };
-    if internal_domains.is_empty() {
-        internal_domains.push(session.account.domain());
-    }
+    let internal_domains =
+        wardmail::route::internal_domains(internal_domains, &session.account.domain());
     (routing, internal_domains)
 }
 

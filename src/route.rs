@@ -276,6 +276,17 @@ impl RoutePlan {
     }
 }
 
+/// Returns the domains that count as internal: the policy's list, or the
+/// account's own domain when the policy names none, because mail to
+/// colleagues there stays on the clinic's server.
+pub fn internal_domains(policy_domains: Vec<String>, account_domain: &str) -> Vec<String> {
+    if policy_domains.is_empty() {
+        vec![account_domain.to_ascii_lowercase()]
+    } else {
+        policy_domains
+    }
+}
+
 /// Plans every recipient's route for a message of `sensitivity`.
 pub fn plan(
     routing: &Routing,

@@ -113,7 +113,7 @@ pub enum Message {
     Unlocked(Result<(), Arc<SessionError>>),
     /// The sensitivity changed.
     Sensitivity(Sensitivity),
-    /// What is known about the recipients arrived.
+    /// The recipients' keys and TLS findings arrived.
     Recipients(Result<Vec<Capabilities>, Arc<SessionError>>),
     /// Show or hide one recipient's route details.
     RouteDetails(String),
@@ -184,7 +184,7 @@ pub struct Composer {
     routing: Routing,
     internal_domains: Vec<String>,
     sensitivity: Sensitivity,
-    /// What is known about the recipients, by address.
+    /// The recipients' keys and TLS findings, by address.
     known: Vec<Capabilities>,
     /// The route plan for the current recipients and sensitivity.
     plan: Option<RoutePlan>,
@@ -195,6 +195,8 @@ pub struct Composer {
     security_chosen: bool,
     /// Recipient edits so far, to start the assessment only after a pause.
     edits: u64,
+    /// Why the route plan does not allow Send, if it does not.
+    route_problem: Option<String>,
     /// The route plan as sent, for the audit log of every attempt.
     audit: Option<AuditDraft>,
 }
@@ -279,6 +281,7 @@ impl Composer {
             // following the plan (see `replan`).
             security_chosen: protect,
             edits: 0,
+            route_problem: None,
             audit: None,
             session,
         }
@@ -324,11 +327,8 @@ impl Composer {
     pub fn with_policy(mut self, routing: Routing, internal_domains: Vec<String>) -> Composer {
         self.sensitivity = routing.default_sensitivity;
         self.routing = routing;
-        self.internal_domains = if internal_domains.is_empty() {
-            vec![self.session.account.domain().to_ascii_lowercase()]
-        } else {
-            internal_domains
-        };
+        self.internal_domains =
+            route::internal_domains(internal_domains, &self.session.account.domain());
         self
     }
 
@@ -352,8 +352,8 @@ impl Composer {
         addresses
     }
 
-    /// Asks the store what keys each recipient has. Reads no network, so
-    /// typing never waits on a lookup.
+    /// Looks up the keys each recipient has in the store, and schedules the
+    /// network assessment for when typing pauses.
     fn look_up_recipients(&self) -> Task<Message> {
         let addresses = self.typed_recipients();
         if addresses.is_empty() {
@@ -364,7 +364,7 @@ impl Composer {
             .filter(|address| !self.known.iter().any(|known| known.address == **address))
             .cloned()
             .collect();
-        // The keys in the store answer at once. The full assessment (DNS,
+        // The keys in the store are read at once. The full assessment (DNS,
         // MTA-STS, DANE, a probe of the mail servers) waits until typing
         // pauses, so that half-typed domains are not looked up.
         let quick = if missing.is_empty() {
@@ -521,8 +521,15 @@ impl Composer {
                 .is_some_and(|plan| !plan.routes.is_empty() && plan.sealing().is_none())
     }
 
-    /// Returns why Send is not allowed by the route plan, if it is not.
-    pub fn route_problem(&self) -> Option<String> {
+    /// Returns why Send is not allowed by the route plan, if it is not, as
+    /// last worked out by `update`.
+    pub fn route_problem(&self) -> Option<&str> {
+        self.route_problem.as_deref()
+    }
+
+    /// Works out why Send is not allowed by the route plan, if it is not.
+    /// Runs after each message rather than on every frame the view draws.
+    fn find_route_problem(&self) -> Option<String> {
         let plan = self.plan.as_ref()?;
         if let Some(blocked) = plan.routes.iter().find(|route| route.method.is_none()) {
             return Some(format!("Blocked: {}: {}", blocked.address, blocked.reason));
@@ -688,6 +695,7 @@ impl Composer {
             }
             Message::OpenOutbox => return (Task::none(), Some(Event::OpenOutbox)),
         };
+        self.route_problem = self.find_route_problem();
         (task, None)
     }
 

@@ -53,7 +53,7 @@ impl Composer {
     }
 
     /// Sign and Encrypt switches with the technology to use. Each switch
-    /// says in words what it does, so nothing depends on colour.
+    /// is labelled in words, so nothing depends on colour.
     fn protection_row(&self) -> Element<'_, Message> {
         let editable = self.is_editable();
         let method = Some(self.method);
@@ -96,8 +96,8 @@ impl Composer {
         .into()
     }
 
-    /// The route of every recipient as a chip with an icon and a word, the
-    /// summary line, and the details of the chip the user opened.
+    /// Draws the route of every recipient as a chip with an icon and a word,
+    /// the summary line, and the details of the chip the user opened.
     fn routes_view(&self) -> Option<Element<'_, Message>> {
         let plan = self.plan.as_ref()?;
         let mut chips = row![].spacing(6);
@@ -162,7 +162,7 @@ impl Composer {
         Some(block.into())
     }
 
-    /// The passphrase prompt shown when signing needs a locked key.
+    /// Draws the passphrase prompt when signing needs a locked key.
     fn unlock_prompt(&self) -> Option<Element<'_, Message>> {
         let (fingerprint, passphrase) = self.unlock.as_ref()?;
         Some(

@@ -112,8 +112,8 @@ struct Page {
     busy: bool,
     /// The summary of the last successful import.
     notice: Option<String>,
-    /// Why recipients may not be able to verify signatures made with the
-    /// identity just imported.
+    /// The reason recipients may not be able to verify signatures made
+    /// with the identity just imported.
     chain_warning: Option<String>,
 }
 
@@ -365,20 +365,10 @@ impl Page {
 
         let mut page = Column::new().spacing(16).push(intro);
         if let Some(notice) = &self.notice {
-            page = page.push(
-                container(text(notice).style(style::success_text))
-                    .padding(8)
-                    .width(Fill)
-                    .style(style::frame),
-            );
+            page = page.push(notice_box(notice));
         }
         if let Some(warning) = &self.chain_warning {
-            page = page.push(
-                container(text(format!("⚠ {warning}")))
-                    .padding(8)
-                    .width(Fill)
-                    .style(style::alert),
-            );
+            page = page.push(problem_box(format!("⚠ {warning}")));
         }
         page = page.push(self.smime_section());
         page = page.push(certificates);
@@ -659,6 +649,24 @@ fn pick_ca_file() -> Task<Message> {
         },
         Message::CaFileChosen,
     )
+}
+
+/// Draws a framed notice of a finished action, in the success colour.
+fn notice_box<'a, M: 'a>(notice: &'a str) -> Element<'a, M> {
+    container(text(notice).style(style::success_text))
+        .padding(8)
+        .width(Fill)
+        .style(style::frame)
+        .into()
+}
+
+/// Draws a framed problem or warning.
+fn problem_box<'a, M: 'a>(problem: impl text::IntoFragment<'a>) -> Element<'a, M> {
+    container(text(problem))
+        .padding(8)
+        .width(Fill)
+        .style(style::alert)
+        .into()
 }
 
 #[cfg(test)]

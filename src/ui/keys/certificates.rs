@@ -113,12 +113,7 @@ impl Section {
             section = section.push(text(notice).style(style::success_text));
         }
         if let Some(problem) = &self.problem {
-            section = section.push(
-                container(text(problem))
-                    .padding(8)
-                    .width(Fill)
-                    .style(style::alert),
-            );
+            section = section.push(super::problem_box(problem));
         }
         match &self.certificates {
             None => section = section.push(text("Loading…").style(style::muted_text)),

@@ -298,20 +298,10 @@ impl Section {
             .spacing(10)
             .push(text("OpenPGP").size(style::TEXT).font(style::BOLD));
         if let Some(notice) = &self.notice {
-            section = section.push(
-                container(text(notice).style(style::success_text))
-                    .padding(8)
-                    .width(Fill)
-                    .style(style::frame),
-            );
+            section = section.push(super::notice_box(notice));
         }
         if let Some(problem) = &self.problem {
-            section = section.push(
-                container(text(problem))
-                    .padding(8)
-                    .width(Fill)
-                    .style(style::alert),
-            );
+            section = section.push(super::problem_box(problem));
         }
         match &self.keys {
             None => section = section.push(text("Loading…").style(style::muted_text)),

@@ -6,7 +6,7 @@
 SUBMISSION: an aiosmtpd server with STARTTLS that advertises REQUIRETLS (RFC 8689)
 in its EHLO reply once TLS is active. After AUTH with PASSWORD (any user name) it
 accepts mail and writes each message to SPOOL/N.eml, where N counts from 1. The
-file starts with a "X-Test-Requiretls: yes" or "no" line that says whether MAIL
+file starts with a "X-Test-Requiretls: yes" or "no" line that records whether MAIL
 FROM carried the REQUIRETLS parameter, then the envelope recipients as
 "X-Test-Rcpt:" lines, then the message as received.
 
@@ -76,7 +76,7 @@ def split(address_port):
 
 
 async def silent(reader, writer):
-    # Keep the connection open without answering until the client gives up.
+    # Keep the connection open without replying until the client gives up.
     await reader.read()
     writer.close()
 

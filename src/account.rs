@@ -224,7 +224,7 @@ pub struct Config {
 #[serde(default)]
 pub struct CryptoSettings {
     /// Minutes an OpenPGP key unlocked with its passphrase stays usable
-    /// before Wardmail asks again. 0 asks every time.
+    /// before Wardmail requests it again. 0 requests it every time.
     pub unlock_minutes: u32,
     /// Whether signed OpenPGP mail carries an Autocrypt header with the
     /// user's public key, so that correspondents' programs learn it.

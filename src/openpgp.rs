@@ -1,8 +1,9 @@
-//! OpenPGP: a [`Keyring`] of certificates and secret keys; [`inspect`],
-//! which removes the encryption and checks the signatures of one message
-//! and returns its [`ProtectionReport`]; and, for sending, key generation
-//! and management ([`generate`], [`revoke`], [`describe`]) and the
-//! encrypted or signed data of PGP/MIME ([`encrypt`], [`sign_detached`]).
+//! OpenPGP for reading and sending. A [`Keyring`] contains certificates and
+//! secret keys. [`inspect`] removes the encryption of one message, checks
+//! its signatures and returns its [`ProtectionReport`]. For sending, the
+//! module generates and manages keys ([`generate`], [`revoke`],
+//! [`describe`]) and writes the encrypted or signed data of PGP/MIME
+//! ([`encrypt`], [`sign_detached`]).
 //!
 //! It follows RFC 3156: multipart/encrypted with protocol
 //! application/pgp-encrypted (section 4), multipart/signed with protocol
@@ -89,7 +90,7 @@ pub enum OpenpgpError {
         /// The primary key fingerprint, in hex.
         fingerprint: String,
     },
-    /// The certificate holds no secret key for the operation.
+    /// The certificate contains no secret key for the operation.
     #[error("key {fingerprint} has no secret key here: import the secret key (.asc) first")]
     NoSecretKey {
         /// The primary key fingerprint, in hex.

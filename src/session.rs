@@ -975,7 +975,7 @@ fn invalid_certificate(errors: openssl::error::ErrorStack) -> SessionError {
 pub struct ShownSegment {
     /// The part's protection; `None` for an unprotected part.
     pub report: Option<ProtectionReport>,
-    /// What to show: the decrypted or verified content, or the part itself.
+    /// The content to show: decrypted or verified, or the part itself.
     pub parsed: crate::message::ParsedMessage,
 }
 

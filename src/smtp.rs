@@ -257,7 +257,7 @@ pub async fn check_login(
 /// REQUIRETLS parameter (RFC 8689 section 4.1): every relay must then use
 /// verified TLS or return the message. A server that does not support it
 /// rejects MAIL FROM, so the message is never sent without it. On error,
-/// [`SmtpError::certainly_not_sent`] tells whether a retry is safe.
+/// [`SmtpError::certainly_not_sent`] returns whether a retry is safe.
 pub async fn submit(
     account: &Account,
     password: &Secret,

@@ -208,7 +208,7 @@ pub struct OutboxEntry {
 /// DER).
 pub type StoredIdentity = (Vec<u8>, Vec<u8>);
 
-/// Where an OpenPGP certificate came from and what the user decided.
+/// The origin of an OpenPGP certificate and the user's decisions on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenpgpState {
     /// Primary key fingerprint, upper-case hex.

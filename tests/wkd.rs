@@ -342,7 +342,7 @@ async fn resolver_validates_signed_zone() {
 #[tokio::test]
 async fn resolver_without_test_anchor_rejects_test_zone() {
     // With the public root keys, the private test root cannot validate, and
-    // the answer must not pass as secure or insecure.
+    // the result must not pass as secure or insecure.
     let settings = NetworkSettings {
         dns_trust_anchor: None,
         ..network_settings()

@@ -27,7 +27,7 @@ pub struct GroupOutcome {
     pub outbox: i64,
     /// The group's envelope recipients.
     pub recipients: Vec<String>,
-    /// How the group's copy is sealed.
+    /// The sealing of the group's copy.
     pub sealing: Sealing,
     /// Whether this is a Bcc recipient's own transaction.
     pub bcc: bool,

@@ -31,7 +31,7 @@ pub struct Loaded {
     pub verdict: Arc<Verdict>,
     /// The user's passphrase-protected keys that would decrypt it.
     pub locked_keys: Vec<String>,
-    /// How the message arrived encrypted, which a reply keeps.
+    /// The encryption the message arrived with, which a reply keeps.
     pub encrypted: wardmail::protection::Encryption,
     /// The message's parts shown apart, when unprotected text sits next to
     /// a protected part; empty otherwise.
@@ -444,7 +444,7 @@ fn problems(problems: &[String]) -> Element<'_, Message> {
 }
 
 impl Ready {
-    /// The passphrase field for a message encrypted to a locked key.
+    /// Draws the passphrase field for a message encrypted to a locked key.
     fn unlock_form<'a>(&'a self, fingerprint: &str) -> Element<'a, Message> {
         let mut form = column![
             row![

@@ -206,6 +206,9 @@ pub struct Capabilities {
     /// The evidence line by line, for the recipient's details panel: keys,
     /// MX hosts, MTA-STS mode and id, DANE, probe times.
     pub details: Vec<String>,
+    /// Whether the TLS findings come from a network assessment, rather than
+    /// from a lookup of the keys in the store only.
+    pub assessed: bool,
 }
 
 impl Capabilities {
@@ -220,6 +223,7 @@ impl Capabilities {
             tls_evidence: "not assessed yet".to_owned(),
             portal: false,
             details: Vec::new(),
+            assessed: false,
         }
     }
 }

@@ -511,6 +511,7 @@ impl From<&RecipientAssessment> for crate::route::Capabilities {
             ),
             portal: assessment.portal.available,
             details: evidence_lines(assessment),
+            assessed: true,
         }
     }
 }

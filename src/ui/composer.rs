@@ -405,9 +405,7 @@ impl Composer {
                 self.known
                     .iter()
                     .find(|known| known.address == *address)
-                    .is_none_or(|known| {
-                        known.tls_evidence == Capabilities::unknown(address).tls_evidence
-                    })
+                    .is_none_or(|known| !known.assessed)
             })
             .collect();
         if unassessed.is_empty() {
@@ -627,18 +625,20 @@ impl Composer {
             }
             Message::Recipients(Ok(found)) => {
                 for mut capabilities in found {
-                    let unassessed = Capabilities::unknown(&capabilities.address);
                     if let Some(previous) = self
                         .known
                         .iter()
                         .find(|known| known.address == capabilities.address)
-                        && capabilities.tls_evidence == unassessed.tls_evidence
+                        && previous.assessed
+                        && !capabilities.assessed
                     {
                         // A key lookup that lands after the full assessment
                         // keeps the TLS findings already shown.
                         capabilities.tls = previous.tls;
                         capabilities.tls_evidence = previous.tls_evidence.clone();
                         capabilities.portal = previous.portal;
+                        capabilities.details = previous.details.clone();
+                        capabilities.assessed = true;
                     }
                     self.known
                         .retain(|known| known.address != capabilities.address);

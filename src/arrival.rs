@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protection::{Encryption, ProtectionReport, SignatureStatus};
-use crate::route::{Method, Sensitivity};
+use crate::route::{Method, Routing, Sensitivity};
 
 /// The message-level encryption a message arrived with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,11 +293,11 @@ pub fn below_floor(floor: &Floor, method: Option<Method>) -> Option<String> {
     let Some(method) = method else {
         return Some("blocked, so this reply cannot go to this recipient".to_owned());
     };
-    let encrypted = matches!(method, Method::Openpgp | Method::Smime);
+    // The portal is end-to-end encrypted, so it meets an encrypted floor.
+    let encrypted = matches!(method, Method::Openpgp | Method::Smime | Method::Portal);
     if floor.encrypt && !encrypted {
         let how = match method {
             Method::Internal => "unencrypted on the clinic's servers".to_owned(),
-            Method::Portal => "through the portal".to_owned(),
             other => format!("by {} only", other.label()),
         };
         return Some(format!(
@@ -312,6 +312,34 @@ pub fn below_floor(floor: &Floor, method: Option<Method>) -> Option<String> {
         );
     }
     None
+}
+
+/// Moves the encryption methods that the rule for `sensitivity` lists to
+/// its front, the original's technology first, so each recipient who can
+/// receive encryption gets it. Methods the policy does not list stay out.
+pub fn encryption_first(
+    routing: &mut Routing,
+    sensitivity: Sensitivity,
+    prefer: Option<ArrivalEncryption>,
+) {
+    let rule = match sensitivity {
+        Sensitivity::Routine => &mut routing.routine,
+        Sensitivity::Phi => &mut routing.phi,
+        Sensitivity::Restricted => &mut routing.restricted,
+    };
+    let preferred = prefer.map_or(Method::Smime, ArrivalEncryption::method);
+    let other = if preferred == Method::Smime {
+        Method::Openpgp
+    } else {
+        Method::Smime
+    };
+    let order = [preferred, other];
+    let mut methods: Vec<Method> = order
+        .into_iter()
+        .filter(|method| rule.methods.contains(method))
+        .collect();
+    methods.extend(rule.methods.iter().filter(|method| !order.contains(method)));
+    rule.methods = methods;
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
+use crate::guard::FloorChoice;
 use crate::store::{OutboxEntry, Store, StoreError, sql};
 
 pub use export::{utc_timestamp, write_csv, write_json};
@@ -178,6 +179,10 @@ pub struct AuditDraft {
     pub decision: String,
     /// The user's reason when they overrode the policy.
     pub override_reason: Option<String>,
+    /// What the user chose for each recipient below the reply's floor (see
+    /// [`crate::guard`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<FloorChoice>,
 }
 
 impl AuditDraft {
@@ -195,6 +200,7 @@ impl AuditDraft {
                 .collect(),
             decision: DEFAULT_DECISION.to_owned(),
             override_reason: None,
+            choices: Vec::new(),
         }
     }
 }
@@ -537,7 +543,7 @@ pub fn save_plan(store: &Store, outbox: i64, draft: &AuditDraft) -> Result<(), S
 
 /// Reads the plan stored with an outbox entry, or the submission-only plan
 /// when none was stored or it cannot be read.
-fn plan(store: &Store, entry: &OutboxEntry) -> Result<AuditDraft, StoreError> {
+pub fn stored_plan(store: &Store, entry: &OutboxEntry) -> Result<AuditDraft, StoreError> {
     let stored: Option<String> = store
         .db()
         .query_row(
@@ -569,7 +575,7 @@ pub fn send_entry(
     outcome: SendOutcome,
     error: Option<&str>,
 ) -> Result<AuditEntry, StoreError> {
-    let draft = plan(store, entry)?;
+    let draft = stored_plan(store, entry)?;
     let mut record = AuditEntry::new(&entry.account, "send");
     record.message_id = Some(entry.message_id.clone());
     record.recipients = entry
@@ -590,6 +596,23 @@ pub fn send_entry(
         .collect();
     record.decision = draft.decision;
     record.override_reason = draft.override_reason;
+    if !draft.choices.is_empty() {
+        let choices: Vec<String> = draft
+            .choices
+            .iter()
+            .map(|choice| {
+                format!(
+                    "{}: {} ({})",
+                    choice.address,
+                    choice.choice.label(),
+                    choice.below
+                )
+            })
+            .collect();
+        record
+            .details
+            .insert("reply-guard".to_owned(), choices.join("; "));
+    }
     record.outcome = outcome.as_str().to_owned();
     if let Some(error) = error {
         record.details.insert("error".to_owned(), error.to_owned());

@@ -99,6 +99,11 @@ pub enum Command {
         file: PathBuf,
         #[command(flatten)]
         account: AccountChoice,
+        /// Send the copies of recipients below the floor of the message
+        /// this one answers or forwards anyway, for this reason, which goes
+        /// into the audit log. The clinic policy can forbid it.
+        #[arg(long, value_name = "TEXT")]
+        override_reason: Option<String>,
     },
     /// Show the outbox, or retry its entries.
     Outbox {
@@ -420,7 +425,11 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
             account,
             raw,
         } => show(open(profile, account).await?, &folder, uid, raw).await,
-        Command::Send { file, account } => send(open(profile, account).await?, file).await,
+        Command::Send {
+            file,
+            account,
+            override_reason,
+        } => send(open(profile, account).await?, file, override_reason).await,
         Command::Outbox {
             account,
             retry,
@@ -1236,14 +1245,31 @@ async fn show(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn send(session: Session, file: PathBuf) -> Result<ExitCode, SessionError> {
+async fn send(
+    session: Session,
+    file: PathBuf,
+    override_reason: Option<String>,
+) -> Result<ExitCode, SessionError> {
     let raw = tokio::fs::read(&file)
         .await
         .map_err(|e| SessionError::Task(format!("cannot read {}: {e}", file.display())))?;
     let outgoing = wardmail::outbox::prepare_raw(&raw, &session.account.domain())
         .map_err(|e| SessionError::Task(format!("cannot send {}: {e}", file.display())))?;
+    let session = std::sync::Arc::new(session);
+    let audit = reply::guarded_plan(
+        &session,
+        &outgoing.raw,
+        &outgoing.recipients,
+        override_reason,
+    )
+    .await?;
     let id = match session
-        .send(outgoing.message_id, outgoing.raw, outgoing.recipients)
+        .send_with_audit(
+            outgoing.message_id,
+            outgoing.raw,
+            outgoing.recipients,
+            audit,
+        )
         .await
     {
         Ok(id) => id,

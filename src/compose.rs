@@ -192,7 +192,7 @@ pub fn reply(original: &ParsedMessage, me: &Address, all: bool) -> Draft {
 /// the caller adds those it wants.
 pub fn forward_inline(original: &ParsedMessage, me: &Address) -> Draft {
     let envelope = &original.envelope;
-    let mut body = String::from("-------- Forwarded Message --------\n");
+    let mut body = format!("{FORWARD_MARKER}\n");
     body.push_str(&format!("Subject: {}\n", envelope.subject));
     if let Some(date) = envelope.date {
         body.push_str(&format!("Date: {}\n", format_date(date)));
@@ -210,8 +210,113 @@ pub fn forward_inline(original: &ParsedMessage, me: &Address) -> Draft {
         from: me.clone(),
         subject: prefixed_subject("Fwd: ", &envelope.subject, &["fwd", "fw"]),
         body,
+        references: forwarded_id(original),
         ..Draft::default()
     }
+}
+
+/// Returns the original's Message-ID as the References of a forward, so
+/// that the reply guard (see [`crate::guard`]) finds the floor the
+/// original sets.
+fn forwarded_id(original: &ParsedMessage) -> Vec<String> {
+    original
+        .envelope
+        .message_id
+        .iter()
+        .filter(|id| is_valid_message_id(id))
+        .cloned()
+        .collect()
+}
+
+/// The line that starts an inline forward's copy of the original.
+const FORWARD_MARKER: &str = "-------- Forwarded Message --------";
+
+/// Returns `body` without the original's text: quoted lines (starting with
+/// `>`), the attribution line right above them ("... wrote:"), and an
+/// inline forward's copy from its marker line on.
+pub fn without_quote(body: &str) -> String {
+    let body = body
+        .split_once(FORWARD_MARKER)
+        .map_or(body, |(before, _)| before);
+    let mut kept: Vec<&str> = Vec::new();
+    for line in body.lines() {
+        if line.starts_with('>') {
+            if kept
+                .last()
+                .is_some_and(|last| last.trim_end().ends_with("wrote:"))
+            {
+                kept.pop();
+            }
+            continue;
+        }
+        kept.push(line);
+    }
+    let mut text = kept.join("\n").trim_end().to_owned();
+    text.push('\n');
+    text
+}
+
+/// Rebuilds a decrypted message for forwarding as an attachment: the
+/// outer header fields that `inner` does not carry itself (From, Date, To
+/// and the like), then `inner`, the decrypted MIME entity with its own
+/// header. The outer content fields are left out, because they describe
+/// the ciphertext.
+pub fn decrypted_original(outer: &[u8], inner: &[u8]) -> Vec<u8> {
+    let inner_names: Vec<String> = field_names(header_of(inner));
+    let mut out = Vec::with_capacity(outer.len() / 2 + inner.len());
+    for field in fields(header_of(outer)) {
+        let name = field_name(field);
+        let content = name.starts_with("content-") || name == "mime-version";
+        if !content && !inner_names.contains(&name) {
+            out.extend_from_slice(field);
+        }
+    }
+    out.extend_from_slice(inner);
+    out
+}
+
+/// Returns the header block of `raw`, up to and without the empty line.
+fn header_of(raw: &[u8]) -> &[u8] {
+    let end = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map(|at| at + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|at| at + 1))
+        .unwrap_or(raw.len());
+    &raw[..end]
+}
+
+/// Splits a header block into its fields, each with its folded lines and
+/// line ends.
+fn fields(header: &[u8]) -> Vec<&[u8]> {
+    let mut fields = Vec::new();
+    let mut start = 0;
+    let mut position = 0;
+    while position < header.len() {
+        let end = header[position..]
+            .iter()
+            .position(|&byte| byte == b'\n')
+            .map_or(header.len(), |at| position + at + 1);
+        let continues = matches!(header.get(end), Some(b' ' | b'\t'));
+        if !continues {
+            fields.push(&header[start..end]);
+            start = end;
+        }
+        position = end;
+    }
+    fields
+}
+
+fn field_name(field: &[u8]) -> String {
+    let name = field
+        .iter()
+        .position(|&byte| byte == b':')
+        .map_or(field, |colon| &field[..colon]);
+    String::from_utf8_lossy(name).trim().to_ascii_lowercase()
+}
+
+fn field_names(header: &[u8]) -> Vec<String> {
+    fields(header).into_iter().map(field_name).collect()
 }
 
 /// Builds a draft that forwards the whole original message, as received, in
@@ -243,6 +348,7 @@ pub fn forward_as_attachment(original_raw: &[u8], original: &ParsedMessage, me: 
             content_type: "message/rfc822".to_string(),
             data: original_raw.to_vec(),
         }],
+        references: forwarded_id(original),
         ..Draft::default()
     }
 }
@@ -1060,6 +1166,43 @@ mod tests {
             draft.body.starts_with("an unknown sender wrote:\n> Hello,"),
             "{}",
             draft.body
+        );
+    }
+
+    #[test]
+    fn quote_stripped() {
+        let draft = reply(&original(), &me(), false);
+        let body = format!("Thanks, see you Monday.\n\n{}", draft.body);
+        assert_eq!(without_quote(&body), "Thanks, see you Monday.\n");
+        let forward = forward_inline(&original(), &me());
+        let body = format!("FYI\n\n{}", forward.body);
+        assert_eq!(without_quote(&body), "FYI\n");
+        assert_eq!(without_quote("no quote\n"), "no quote\n");
+    }
+
+    #[test]
+    fn forward_names_original() {
+        let forward = forward_inline(&original(), &me());
+        assert_eq!(forward.in_reply_to, None);
+        assert_eq!(
+            forward.references,
+            original()
+                .envelope
+                .message_id
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn decrypted_original_keeps_outer_fields() {
+        let outer = b"Received: from a by b\r\nFrom: Lab <lab@example.org>\r\nSubject: [...]\r\nMIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime;\r\n smime-type=enveloped-data\r\n\r\nMIIB...\r\n";
+        let inner =
+            b"Content-Type: text/plain; charset=utf-8\r\nSubject: Results\r\n\r\nAll clear.\r\n";
+        let rebuilt = String::from_utf8(decrypted_original(outer, inner)).unwrap();
+        assert_eq!(
+            rebuilt,
+            "Received: from a by b\r\nFrom: Lab <lab@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\nSubject: Results\r\n\r\nAll clear.\r\n"
         );
     }
 

@@ -13,6 +13,7 @@ pub mod autocrypt;
 pub mod calendar;
 pub mod compose;
 pub mod dns;
+pub mod guard;
 pub mod imap;
 pub mod mailto;
 pub mod message;

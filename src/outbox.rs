@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::account::Account;
 use crate::audit::{self, AuditError, SendOutcome};
+use crate::guard;
 use crate::imap::{self, ImapError, Role};
 use crate::net::TlsContext;
 use crate::secret::Secret;
@@ -40,6 +41,10 @@ pub enum OutboxError {
     /// changed state since it was read.
     #[error("this message is being sent elsewhere or changed meanwhile; look at the outbox again")]
     Busy,
+    /// The reply guard holds the entry: a recipient is below its thread's
+    /// floor and no choice for them was recorded.
+    #[error(transparent)]
+    Held(#[from] crate::guard::Held),
     /// The entry's outcome is unknown and the user has not confirmed a
     /// resend.
     #[error("this message may already have been sent; choose \"Send again\" to send it anyway")]
@@ -143,7 +148,9 @@ pub async fn recover(store: &Arc<Store>, account: &str) -> Result<usize, SyncErr
 }
 
 /// Sends one entry and files the copy in Sent. `confirmed` allows
-/// resending an `Uncertain` entry.
+/// resending an `Uncertain` entry. The reply guard checks the entry first
+/// (see [`crate::guard`]); `allow_override` is the clinic policy's word on
+/// typed overrides.
 pub async fn send(
     store: &Arc<Store>,
     account: &Account,
@@ -151,6 +158,7 @@ pub async fn send(
     tls: &TlsContext,
     entry: &OutboxEntry,
     confirmed: bool,
+    allow_override: bool,
 ) -> Result<(), OutboxError> {
     let id = entry.id;
     match entry.state {
@@ -161,6 +169,7 @@ pub async fn send(
         OutboxState::Submitted => return finish(store, account, password, tls, entry).await,
         _ => {}
     }
+    hold_below_floor(store, entry, allow_override).await?;
 
     let from: &'static [OutboxState] = if confirmed {
         &[
@@ -216,6 +225,37 @@ pub async fn send(
     finish(store, account, password, tls, entry).await
 }
 
+/// Runs the reply guard on `entry`. A held entry is marked failed with the
+/// reason, unless its outcome is uncertain, and the attempt is recorded in
+/// the audit log.
+async fn hold_below_floor(
+    store: &Arc<Store>,
+    entry: &OutboxEntry,
+    allow_override: bool,
+) -> Result<(), OutboxError> {
+    let checked = entry.clone();
+    let verdict = blocking(store, move |s| {
+        guard::check_entry(s, &checked, allow_override)
+    })
+    .await?;
+    let Err(held) = verdict else {
+        return Ok(());
+    };
+    let id = entry.id;
+    let text = held.to_string();
+    tracing::warn!(account = %entry.account, outbox = id, recipients = held.recipients.len(), "held by the reply guard");
+    // An uncertain entry keeps its state: the server may still have it.
+    if matches!(entry.state, OutboxState::Queued | OutboxState::Failed) {
+        let stored = text.clone();
+        blocking(store, move |s| {
+            s.outbox_set_state(id, OutboxState::Failed, Some(&stored))
+        })
+        .await?;
+    }
+    record(store, entry, SendOutcome::Failed, Some(text), "not sent").await?;
+    Err(held.into())
+}
+
 /// Completes a submitted entry: files its copy in Sent when it is the one
 /// kept there, else marks it done.
 async fn finish(
@@ -264,6 +304,7 @@ pub async fn flush(
     account: &Account,
     password: &Secret,
     tls: &TlsContext,
+    allow_override: bool,
 ) -> Result<Vec<(i64, Result<(), OutboxError>)>, SyncError> {
     let account_id = account.id.clone();
     let entries = blocking(store, move |s| s.outbox(&account_id)).await?;
@@ -272,7 +313,7 @@ pub async fn flush(
         if matches!(entry.state, OutboxState::Uncertain | OutboxState::Sending) {
             continue;
         }
-        let outcome = send(store, account, password, tls, &entry, false).await;
+        let outcome = send(store, account, password, tls, &entry, false, allow_override).await;
         outcomes.push((entry.id, outcome));
     }
     Ok(outcomes)

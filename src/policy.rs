@@ -29,7 +29,13 @@
 //! methods = ["smime", "openpgp", "internal", "tls"]
 //! accept_tls_offered = false
 //! otherwise = "portal"
+//!
+//! [reply]
+//! allow_override = false
 //! ```
+//!
+//! `[reply] allow_override = false` stops staff from sending a reply below
+//! its thread's floor (see [`crate::guard`]) even after typing a reason.
 //!
 //! Unknown keys are rejected, not skipped: a misspelt key in a security
 //! policy must not pass for a rule that is in force. A file that needs keys
@@ -70,6 +76,9 @@ pub struct Policy {
     pub version: i64,
     /// The routing rules per sensitivity.
     pub routing: Routing,
+    /// Whether staff may send a reply below its thread's floor after
+    /// typing a reason (the `[reply]` table; allowed when left out).
+    pub allow_reply_override: bool,
 }
 
 /// Errors from loading the clinic policy. Each names the file and what to
@@ -221,6 +230,29 @@ struct PolicyFileV2 {
     default_sensitivity: Option<Sensitivity>,
     #[serde(default)]
     routing: RoutingFile,
+    #[serde(default)]
+    reply: ReplyFile,
+}
+
+/// The `[reply]` table: what staff may do about a reply below its
+/// thread's floor.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyFile {
+    #[serde(default = "allowed")]
+    allow_override: bool,
+}
+
+impl Default for ReplyFile {
+    fn default() -> Self {
+        ReplyFile {
+            allow_override: allowed(),
+        }
+    }
+}
+
+fn allowed() -> bool {
+    true
 }
 
 /// The `[routing]` table: one optional rule per sensitivity.
@@ -258,11 +290,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     }
 
     let deserialize_error = |error: toml::de::Error| parse_error(one_line(&error.to_string()));
-    let (domains, routing) = if version == 1 {
+    let (domains, routing, allow_reply_override) = if version == 1 {
         let file: PolicyFile = toml::Value::Table(table)
             .try_into()
             .map_err(deserialize_error)?;
-        (file.internal_domains, Routing::default())
+        (file.internal_domains, Routing::default(), true)
     } else {
         let file: PolicyFileV2 = toml::Value::Table(table)
             .try_into()
@@ -287,7 +319,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
                 )));
             }
         }
-        (file.internal_domains, routing)
+        (file.internal_domains, routing, file.reply.allow_override)
     };
     let mut internal_domains: Vec<String> = Vec::with_capacity(domains.len());
     for entry in &domains {
@@ -305,6 +337,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
         internal_domains,
         version,
         routing,
+        allow_reply_override,
     })
 }
 

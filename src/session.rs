@@ -414,6 +414,7 @@ impl Session {
                 &self.tls,
                 &entry,
                 false,
+                override_allowed(),
             )
             .await?;
         }
@@ -422,7 +423,14 @@ impl Session {
 
     /// Retries every queued or failed outbox entry.
     pub async fn flush_outbox(&self) -> Result<Vec<(i64, Result<(), OutboxError>)>, SessionError> {
-        Ok(outbox::flush(&self.store, &self.account, &self.password, &self.tls).await?)
+        Ok(outbox::flush(
+            &self.store,
+            &self.account,
+            &self.password,
+            &self.tls,
+            override_allowed(),
+        )
+        .await?)
     }
 
     /// Discards an outbox entry without sending it.
@@ -446,8 +454,23 @@ impl Session {
             &self.tls,
             &entry,
             confirmed,
+            override_allowed(),
         )
         .await?)
+    }
+}
+
+/// Returns whether the clinic policy lets staff send a reply below its
+/// thread's floor after typing a reason. A policy file that cannot be read
+/// forbids it, so a broken policy never loosens the guard.
+pub fn override_allowed() -> bool {
+    match crate::policy::Location::from_env().load() {
+        Ok(Some(policy)) => policy.allow_reply_override,
+        Ok(None) => true,
+        Err(error) => {
+            tracing::warn!(%error, "the clinic policy cannot be read; reply overrides are refused");
+            false
+        }
     }
 }
 

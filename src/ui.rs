@@ -154,6 +154,17 @@ impl PolicyState {
             _ => (wardmail::route::Routing::default(), Vec::new()),
         }
     }
+
+    /// Returns whether staff may send a reply below its thread's floor
+    /// after typing a reason. A broken or unread policy forbids it, as the
+    /// outbox's gate does.
+    fn allow_reply_override(&self) -> bool {
+        match self {
+            PolicyState::Loaded(policy) => policy.allow_reply_override,
+            PolicyState::Absent => true,
+            PolicyState::Reading | PolicyState::Broken(_) => false,
+        }
+    }
 }
 
 struct App {
@@ -347,7 +358,11 @@ impl App {
                     return task;
                 };
                 let (routing, domains) = self.policy.routing();
-                let composer = Composer::from_mailto(session, &link).with_policy(routing, domains);
+                let composer = Composer::from_mailto(session, &link).with_policy(
+                    routing,
+                    domains,
+                    self.policy.allow_reply_override(),
+                );
                 let focus = composer.start().map(Message::Composer);
                 self.overlay = Some(Overlay::Composer(Box::new(composer)));
                 Task::batch([task, focus])
@@ -418,7 +433,11 @@ impl App {
         match event {
             mailbox::Event::Compose(start) => {
                 let (routing, domains) = self.policy.routing();
-                let composer = Composer::new(session, start).with_policy(routing, domains);
+                let composer = Composer::new(session, start).with_policy(
+                    routing,
+                    domains,
+                    self.policy.allow_reply_override(),
+                );
                 let focus = composer.start().map(Message::Composer);
                 self.overlay = Some(Overlay::Composer(Box::new(composer)));
                 Task::batch([task, focus])

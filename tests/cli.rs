@@ -396,9 +396,12 @@ fn plan_blocks_phi_without_keys() {
     assert!(text.contains("Internal"), "{text}");
 }
 
-#[test]
-fn plan_reply_all_below_floor() {
-    let user = &support::user("cli-reply");
+/// Makes a profile for `user` that holds Bob's S/MIME identity from the
+/// corpus and resolves names through the test DNS, and writes the corpus's
+/// S/MIME-encrypted message from alice to Bob, with `cc` added and the
+/// Message-ID `<reply-guard@example.com>`. Returns the profile directory
+/// and the message file.
+fn smime_original(user: &str, cc: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     success(add_account(dir.path(), user, &support::env("PASSWORD")));
     // The test DNS publishes MTA-STS enforce for enforce.test, so its
@@ -432,7 +435,7 @@ fn plan_reply_all_below_floor() {
         "To: Bob@example.com",
         &format!(
             "To: Bob@example.com{newline}\
-             Cc: nocert@enforce.test, stranger@far.example{newline}\
+             Cc: {cc}{newline}\
              Message-ID: <reply-guard@example.com>"
         ),
         1,
@@ -440,6 +443,13 @@ fn plan_reply_all_below_floor() {
     assert_ne!(with_cc, original, "the vector's To line changed");
     let message = dir.path().join("original.eml");
     std::fs::write(&message, with_cc).unwrap();
+    (dir, message)
+}
+
+#[test]
+fn plan_reply_all_below_floor() {
+    let user = &support::user("cli-reply");
+    let (dir, message) = smime_original(user, "nocert@enforce.test, stranger@far.example");
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, "version = 1\n").unwrap();
     let plan = |args: &[&str]| {
@@ -570,4 +580,111 @@ fn audit_export_and_verify_after_send() {
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("entry 2 was deleted"), "{stdout}");
+}
+
+#[test]
+fn send_reply_below_floor_held_until_override() {
+    let user = &support::user("cli-held");
+    let colleague = support::user("cli-held-cc");
+    let (dir, original) = smime_original(user, &format!("{colleague}@example.org"));
+    let policy = dir.path().join("policy.toml");
+    let run = |args: &[&str], policy_text: &str| {
+        std::fs::write(&policy, policy_text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_wardmail"))
+            .arg("--profile")
+            .arg(dir.path())
+            .args(args)
+            .env("WARDMAIL_POLICY", &policy)
+            .output()
+            .unwrap()
+    };
+    const OPEN: &str = "version = 1\n";
+    const STRICT: &str = "version = 2\n[reply]\nallow_override = false\n";
+
+    // Planning the reply inspects the original, which records how it
+    // arrived; the colleague has no certificate.
+    let planned = run(
+        &["plan", "--reply-to", original.to_str().unwrap(), "--all"],
+        OPEN,
+    );
+    assert_eq!(planned.status.code(), Some(3));
+
+    let message_id = format!("held-{user}@example.org");
+    let reply = dir.path().join("reply.eml");
+    std::fs::write(
+        &reply,
+        format!(
+            "From: {user}@example.org\r\nTo: {colleague}@example.org\r\n\
+             Message-ID: <{message_id}>\r\nIn-Reply-To: <reply-guard@example.com>\r\n\
+             Subject: Re: results\r\n\r\n> the decrypted text\r\n"
+        ),
+    )
+    .unwrap();
+    let send = |extra: &[&str], policy_text: &str| {
+        let mut args = vec!["send", reply.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run(&args, policy_text)
+    };
+
+    let held = send(&[], OPEN);
+    let stderr = String::from_utf8_lossy(&held.stderr);
+    assert!(!held.status.success());
+    assert!(stderr.contains("held by the reply guard"), "{stderr}");
+    assert!(stderr.contains("was S/MIME encrypted"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{colleague}@example.org")),
+        "{stderr}"
+    );
+
+    let short = send(&["--override-reason", "ok"], OPEN);
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("too short"));
+
+    let forbidden = send(&["--override-reason", "Patient asked by phone"], STRICT);
+    let stderr = String::from_utf8_lossy(&forbidden.stderr);
+    assert!(!forbidden.status.success());
+    assert!(stderr.contains("policy does not allow"), "{stderr}");
+    assert_eq!(
+        support::count_message_id(&colleague, "INBOX", &message_id),
+        0,
+        "a held reply reached the colleague"
+    );
+
+    let sent = send(&["--override-reason", "Patient asked by phone"], OPEN);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let mut delivered = 0;
+    for _ in 0..50 {
+        delivered = support::count_message_id(&colleague, "INBOX", &message_id);
+        if delivered > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(delivered, 1);
+
+    let listed = success(run(&["audit", "list", "--json"], OPEN));
+    let entries: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let entries = entries.as_array().unwrap();
+    let outcomes: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["failed", "failed", "accepted"], "{listed}");
+    let last = &entries[2];
+    assert_eq!(last["override_reason"], "Patient asked by phone");
+    let choice = last["details"]["reply-guard"].as_str().unwrap();
+    assert!(choice.contains("sent anyway"), "{choice}");
+    let decision = last["decision"].as_str().unwrap();
+    assert!(decision.contains("S/MIME encrypted"), "{decision}");
+    assert!(
+        entries[0]["details"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("held by the reply guard"),
+        "{listed}"
+    );
 }

@@ -256,6 +256,7 @@ async fn send_with_audit_records_plan() {
         }],
         decision: "allowed with override".into(),
         override_reason: Some("patient asked by phone".into()),
+        choices: Vec::new(),
     };
     session
         .send_with_audit("<plan1@example.org>".into(), raw, vec![me.clone()], plan)

@@ -8,12 +8,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use support::gnupg::Gnupg;
-use support::pki::{issue, make_root, openssl, run_openssl, user_extensions};
+use support::pki::Pki;
 use wardmail::audit::{AuditDraft, PlannedRecipient};
 use wardmail::compose::{Draft, new_message_id};
 use wardmail::message::Address;
@@ -25,84 +24,6 @@ use wardmail::smtp::SmtpError;
 
 const PASSPHRASE: &str = "peer-passphrase";
 const BODY: &str = "Potassium 5.9 mmol/l, please repeat.\n";
-
-/// A throwaway CA and S/MIME certificates issued by it, one per name.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let pki = Pki {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        make_root(pki.path(), "/CN=Wardmail Split Test CA");
-        pki
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.path().join(name)).unwrap()
-    }
-
-    /// Issues `name.key`, `name.pem` and `name.p12` (password "secret")
-    /// for `address`.
-    fn issue(&self, name: &str, address: &str) {
-        std::fs::write(
-            self.path().join(format!("{name}.cnf")),
-            user_extensions(address),
-        )
-        .unwrap();
-        let (key, pem, p12) = (
-            format!("{name}.key"),
-            format!("{name}.pem"),
-            format!("{name}.p12"),
-        );
-        issue(
-            self.path(),
-            name,
-            "ca",
-            &format!("{name}.cnf"),
-            &format!("/CN={name}"),
-        );
-        openssl(
-            self.path(),
-            &[
-                "pkcs12",
-                "-export",
-                "-inkey",
-                &key,
-                "-in",
-                &pem,
-                "-out",
-                &p12,
-                "-passout",
-                "pass:secret",
-            ],
-        );
-    }
-
-    /// Decrypts `message` with `name`'s key; returns the plaintext, or
-    /// `None` when openssl cannot.
-    fn decrypt(&self, name: &str, message: &[u8]) -> Option<String> {
-        std::fs::write(self.path().join("in.eml"), message).unwrap();
-        let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
-        let output = run_openssl(
-            self.path(),
-            &[
-                "cms", "-decrypt", "-in", "in.eml", "-recip", &pem, "-inkey", &key, "-out",
-                "out.eml",
-            ],
-        );
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&self.read("out.eml")).into_owned())
-    }
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -202,6 +123,7 @@ fn audit_for(plan: &RoutePlan) -> AuditDraft {
             .collect(),
         decision: "allowed by the test".to_owned(),
         override_reason: None,
+        choices: Vec::new(),
     }
 }
 
@@ -242,7 +164,7 @@ async fn mixed_methods_each_copy_checked() {
         .generate_openpgp(Suite::Cv25519, Some(Duration::from_secs(86_400)))
         .await
         .unwrap();
-    let pki = Pki::new();
+    let pki = Pki::new("/CN=Wardmail Split Test CA");
     for (name, user) in [("me", &me), ("smime", &smime), ("outsider", &colleague)] {
         pki.issue(name, &address(user));
     }

@@ -229,6 +229,7 @@ fn send_entry_uses_stored_plan() {
         }],
         decision: "allowed".into(),
         override_reason: Some("lab requested".into()),
+        choices: Vec::new(),
     };
     save_plan(&store, id, &draft).unwrap();
     let outbox = store.outbox("work").unwrap().remove(0);

@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use serde::Serialize;
-use wardmail::arrival::{self, ArrivalEncryption, ArrivalSecurity, Floor};
+use wardmail::arrival::{self, ArrivalSecurity, Floor};
 use wardmail::message::{self, Address};
-use wardmail::route::{Method, RoutePlan, Routing, Sensitivity};
+use wardmail::route::{RoutePlan, Sensitivity};
 use wardmail::session::{Session, SessionError};
+
+use wardmail::audit::{AuditDraft, PlannedRecipient};
+use wardmail::guard::{self, Choice, FloorChoice, OVERRIDE_REASON_MIN};
 
 use super::{EXIT_PLAN_BLOCKED, capabilities, read_file, routing_policy, unique_addresses};
 
@@ -36,6 +39,95 @@ struct ReplyPlan<'a> {
     floor: &'a Floor,
     plan: &'a RoutePlan,
     warnings: &'a [BelowFloor],
+}
+
+/// Plans a message file for `wardmail send`. When it answers or forwards
+/// stored mail, each recipient's route is worked out as `plan --reply-to`
+/// does, and `override_reason` marks each recipient below the floor as
+/// sent anyway; the outbox's gate then decides (see
+/// [`wardmail::guard`]). Otherwise the plan is submission only.
+pub async fn guarded_plan(
+    session: &Arc<Session>,
+    raw: &[u8],
+    recipients: &[String],
+    override_reason: Option<String>,
+) -> Result<AuditDraft, SessionError> {
+    let account = session.account.id.clone();
+    let message = raw.to_vec();
+    let floor = wardmail::sync::blocking(&session.store, move |store| {
+        guard::thread_floor(store, &account, &message)
+    })
+    .await?;
+    let Some(floor) = floor else {
+        if override_reason.is_some() {
+            eprintln!(
+                "wardmail: the message answers no stored message below whose protection it \
+                 would go, so --override-reason is not needed"
+            );
+        }
+        return Ok(AuditDraft::submission_only(recipients));
+    };
+    if let Some(reason) = &override_reason
+        && reason.trim().chars().count() < OVERRIDE_REASON_MIN
+    {
+        return Err(SessionError::Task(format!(
+            "the override reason {reason:?} is too short; write why these copies may travel \
+             with less protection, in at least {OVERRIDE_REASON_MIN} characters"
+        )));
+    }
+    let (mut routing, internal_domains) = routing_policy(session);
+    let sensitivity = arrival::stronger(routing.default_sensitivity, floor.sensitivity);
+    if floor.encrypt {
+        for level in Sensitivity::ALL {
+            arrival::encryption_first(&mut routing, level, floor.prefer);
+        }
+    }
+    let known = capabilities(session, recipients.to_vec()).await?;
+    let plan = wardmail::route::plan(&routing, &internal_domains, sensitivity, &known);
+    let encrypted = guard::is_encrypted(raw);
+    let mut draft = AuditDraft {
+        recipients: plan
+            .routes
+            .iter()
+            .map(|route| PlannedRecipient {
+                address: route.address.clone(),
+                method: route
+                    .method
+                    .map_or_else(|| "blocked".to_owned(), method_name),
+                evidence: route.reason.clone(),
+            })
+            .collect(),
+        decision: format!(
+            "{} message planned by `wardmail send` ({}); reply floor: {}",
+            plan.sensitivity.label(),
+            plan.summary(),
+            floor.reason
+        ),
+        override_reason: None,
+        choices: Vec::new(),
+    };
+    if let Some(reason) = override_reason.filter(|_| !encrypted) {
+        for route in &plan.routes {
+            if let Some(below) = arrival::below_floor(&floor, route.method) {
+                draft.choices.push(FloorChoice {
+                    address: route.address.clone(),
+                    below,
+                    choice: Choice::Override,
+                });
+            }
+        }
+        draft.override_reason = Some(reason.trim().to_owned());
+    }
+    Ok(draft)
+}
+
+/// Returns the name a method has in plans and the audit log, such as
+/// "tls-unverified".
+fn method_name(method: wardmail::route::Method) -> String {
+    serde_json::to_value(method)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Plans a reply to the message in `file` and prints the floor, each route
@@ -92,7 +184,7 @@ pub async fn plan_reply(
     };
     let sensitivity = arrival::stronger(requested, floor.sensitivity);
     if floor.encrypt {
-        encryption_first(&mut routing, sensitivity, floor.prefer);
+        arrival::encryption_first(&mut routing, sensitivity, floor.prefer);
     }
     let known = capabilities(&session, addresses).await?;
     let plan = wardmail::route::plan(&routing, &internal_domains, sensitivity, &known);
@@ -151,32 +243,4 @@ fn print_text(floor: &Floor, plan: &RoutePlan, warnings: &[BelowFloor]) {
     for below in warnings {
         println!("warning: {}: {}", below.address, below.warning);
     }
-}
-
-/// Moves the encryption methods that the rule for `sensitivity` lists to
-/// its front, the original's technology first, so each recipient who can
-/// receive encryption gets it. Methods the policy does not list stay out.
-fn encryption_first(
-    routing: &mut Routing,
-    sensitivity: Sensitivity,
-    prefer: Option<ArrivalEncryption>,
-) {
-    let rule = match sensitivity {
-        Sensitivity::Routine => &mut routing.routine,
-        Sensitivity::Phi => &mut routing.phi,
-        Sensitivity::Restricted => &mut routing.restricted,
-    };
-    let preferred = prefer.map_or(Method::Smime, ArrivalEncryption::method);
-    let other = if preferred == Method::Smime {
-        Method::Openpgp
-    } else {
-        Method::Smime
-    };
-    let order = [preferred, other];
-    let mut methods: Vec<Method> = order
-        .into_iter()
-        .filter(|method| rule.methods.contains(method))
-        .collect();
-    methods.extend(rule.methods.iter().filter(|method| !order.contains(method)));
-    rule.methods = methods;
 }

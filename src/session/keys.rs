@@ -409,6 +409,24 @@ impl Session {
             .await
     }
 
+    /// Writes `draft` encrypted to the sender alone, for the Drafts folder,
+    /// so that a draft of a reply to protected mail is never stored in
+    /// clear, on the server or in the local copy of the folder.
+    pub async fn build_private_draft(
+        self: &std::sync::Arc<Self>,
+        draft: Draft,
+        message_id: String,
+        date_unix: i64,
+        method: Method,
+    ) -> Result<Vec<u8>, SessionError> {
+        let protection = Protection {
+            sign: false,
+            encrypt: true,
+        };
+        self.build_sealed(draft, message_id, date_unix, method, protection, Vec::new())
+            .await
+    }
+
     /// Writes `draft` protected with `method`, encrypted (when requested)
     /// to `recipients` and the sender only, whoever else the visible To
     /// and Cc name. Sending per method group uses this so that each copy

@@ -170,6 +170,7 @@ impl Session {
                     .collect(),
                 decision: audit.decision.clone(),
                 override_reason: audit.override_reason.clone(),
+                choices: audit.choices.clone(),
             };
             let queued = async {
                 let id = outbox::enqueue_group(&self.store, &self.account, copy).await?;

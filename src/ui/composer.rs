@@ -11,15 +11,18 @@ use std::sync::Arc;
 use iced::Task;
 use iced::widget::{Id, text_editor};
 
+use wardmail::arrival::{self, Floor};
 use wardmail::audit::{AuditDraft, PlannedRecipient};
 use wardmail::compose::{self, AttachmentFile, Draft};
+use wardmail::guard::{Choice, FloorChoice, OVERRIDE_REASON_MIN};
 use wardmail::mailto::{Mailto, MailtoError};
 use wardmail::message::Address;
 use wardmail::openpgp::OpenpgpError;
 use wardmail::outbox::OutboxError;
 use wardmail::protected::Protection;
-use wardmail::protection::Encryption;
-use wardmail::route::{self, Capabilities, RoutePlan, Routing, Sealing, Sensitivity};
+use wardmail::route::{
+    self, Capabilities, Method as RouteMethod, RoutePlan, Routing, Sealing, Sensitivity,
+};
 use wardmail::secret::Secret;
 use wardmail::session::{GroupOutcome, Method, Session, SessionError};
 use wardmail::smtp::SmtpError;
@@ -119,6 +122,20 @@ pub enum Message {
     RouteDetails(String),
     /// Typing paused after this many edits: assess the recipients.
     AssessNow(u64),
+    /// Take a recipient below the floor off the message.
+    RemoveRecipient(String),
+    /// Take the original's quoted or forwarded text out.
+    WithoutQuote,
+    /// Open the form to send a recipient's copy below the floor anyway.
+    OverrideStart(String),
+    /// The override reason changed.
+    OverrideReason(String),
+    /// Send the recipient's copy below the floor, for the reason typed.
+    OverrideConfirm,
+    /// Close the override form.
+    OverrideCancel,
+    /// Forget the choice made for a recipient below the floor.
+    UndoChoice(String),
 }
 
 /// Notifications from the composer to the window.
@@ -199,6 +216,22 @@ pub struct Composer {
     route_problem: Option<String>,
     /// The route plan as sent, for the audit log of every attempt.
     audit: Option<AuditDraft>,
+    /// The floor that the message replied to or forwarded sets, when it
+    /// asks for more than plain delivery.
+    floor: Option<Floor>,
+    /// Whether the clinic policy lets the user send below the floor.
+    allow_override: bool,
+    /// The recipients below the floor and why, as last worked out by
+    /// `update`.
+    below: Vec<(String, String)>,
+    /// The user's choices for recipients below the floor.
+    choices: Vec<FloorChoice>,
+    /// The reason typed for each override, by address.
+    override_reasons: Vec<(String, String)>,
+    /// The recipient whose override form is open, and the reason so far.
+    overriding: Option<(String, String)>,
+    /// Whether the user took the original's text out.
+    quote_removed: bool,
 }
 
 impl Composer {
@@ -220,10 +253,23 @@ impl Composer {
                 compose::reply(&original.parsed, &me, *all),
             ),
             ComposeStart::Forward {
-                original: Loaded { raw, parsed, .. },
+                original:
+                    Loaded {
+                        raw,
+                        parsed,
+                        content,
+                        decrypted,
+                        ..
+                    },
                 as_attachment,
             } => {
-                let draft = if *as_attachment {
+                let draft = if *as_attachment && *decrypted {
+                    // The new recipients cannot open a copy encrypted to
+                    // this user, so the decrypted original is attached and
+                    // the forward itself is encrypted to them.
+                    let original = compose::decrypted_original(raw, content);
+                    compose::forward_as_attachment(&original, parsed, &me)
+                } else if *as_attachment {
                     compose::forward_as_attachment(raw, parsed, &me)
                 } else {
                     compose::forward_inline(parsed, &me)
@@ -232,20 +278,18 @@ impl Composer {
             }
         };
         let message_id = compose::new_message_id(&account.domain());
-        // A reply or forward of encrypted mail starts signed and encrypted
-        // with the same technology, so the thread does not drop to clear
-        // text unless the user says so.
-        let arrived = match &start {
-            ComposeStart::New => Encryption::None,
+        // A reply or forward starts from the floor its original sets: see
+        // `with_policy` for how the floor shapes the routes.
+        let floor = match &start {
+            ComposeStart::New => None,
             ComposeStart::Reply { original, .. } | ComposeStart::Forward { original, .. } => {
-                original.encrypted
+                Some(arrival::floor(&original.arrival, None, original.decrypted))
             }
-        };
-        let protect = arrived != Encryption::None;
-        let method = if arrived == Encryption::Smime {
-            Method::Smime
-        } else {
-            Method::Openpgp
+        }
+        .filter(|floor| floor.encrypt || floor.tls);
+        let method = match floor.as_ref().and_then(|floor| floor.prefer) {
+            Some(arrival::ArrivalEncryption::Smime) => Method::Smime,
+            _ => Method::Openpgp,
         };
         Composer {
             title,
@@ -267,8 +311,8 @@ impl Composer {
             confirm_close: false,
             edited: false,
             link_notice: None,
-            sign: protect,
-            encrypt: protect,
+            sign: false,
+            encrypt: false,
             method,
             unlock: None,
             routing: Routing::default(),
@@ -277,12 +321,17 @@ impl Composer {
             known: Vec::new(),
             plan: None,
             route_detail: None,
-            // A reply to encrypted mail keeps its encryption rather than
-            // following the plan (see `replan`).
-            security_chosen: protect,
+            security_chosen: false,
             edits: 0,
             route_problem: None,
             audit: None,
+            floor,
+            allow_override: false,
+            below: Vec::new(),
+            choices: Vec::new(),
+            override_reasons: Vec::new(),
+            overriding: None,
+            quote_removed: false,
             session,
         }
     }
@@ -319,13 +368,31 @@ impl Composer {
     }
 
     /// Applies the clinic's routing rules; the sensitivity starts at the
-    /// policy's default.
+    /// policy's default, or at the floor of a reply or forward when that is
+    /// higher. Under a floor that asks for encryption, each rule lists its
+    /// encryption methods first, the original's technology first, so every
+    /// recipient who can receive encryption gets it. `allow_override` is
+    /// the policy's word on sending below the floor.
     ///
     /// Without a list of internal domains in the policy, the account's own
     /// domain counts as internal: mail to colleagues there stays on the
     /// clinic's server.
-    pub fn with_policy(mut self, routing: Routing, internal_domains: Vec<String>) -> Composer {
+    pub fn with_policy(
+        mut self,
+        mut routing: Routing,
+        internal_domains: Vec<String>,
+        allow_override: bool,
+    ) -> Composer {
         self.sensitivity = routing.default_sensitivity;
+        if let Some(floor) = &self.floor {
+            self.sensitivity = arrival::stronger(self.sensitivity, floor.sensitivity);
+            if floor.encrypt {
+                for sensitivity in Sensitivity::ALL {
+                    arrival::encryption_first(&mut routing, sensitivity, floor.prefer);
+                }
+            }
+        }
+        self.allow_override = allow_override;
         self.routing = routing;
         self.internal_domains =
             route::internal_domains(internal_domains, &self.session.account.domain());
@@ -498,15 +565,178 @@ impl Composer {
                 }
             })
             .collect();
+        let choices = self.floor_choices();
+        let mut decision = format!(
+            "{} message allowed by the clinic policy ({})",
+            plan.sensitivity.label(),
+            plan.summary()
+        );
+        if let Some(floor) = self.floor.as_ref().filter(|_| !choices.is_empty()) {
+            decision.push_str(&format!(
+                "; below the reply's floor by the user's choice ({})",
+                floor.reason
+            ));
+        }
+        let reasons: Vec<String> = self
+            .override_reasons
+            .iter()
+            .filter(|(address, _)| {
+                choices
+                    .iter()
+                    .any(|choice| choice.address == *address && choice.choice == Choice::Override)
+            })
+            .map(|(address, reason)| format!("{address}: {reason}"))
+            .collect();
         AuditDraft {
             recipients: planned,
-            decision: format!(
-                "{} message allowed by the clinic policy ({})",
-                plan.sensitivity.label(),
-                plan.summary()
-            ),
-            override_reason: None,
+            decision,
+            override_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            choices,
         }
+    }
+
+    /// Returns the choices for the audit log and the outbox's gate: each
+    /// recipient below the floor with what the user chose, and each one the
+    /// user removed.
+    fn floor_choices(&self) -> Vec<FloorChoice> {
+        let mut choices: Vec<FloorChoice> = self
+            .below
+            .iter()
+            .filter_map(|(address, below)| {
+                let choice = self.choice_for(address)?;
+                Some(FloorChoice {
+                    address: address.clone(),
+                    below: below.clone(),
+                    choice,
+                })
+            })
+            .collect();
+        choices.extend(
+            self.choices
+                .iter()
+                .filter(|choice| choice.choice == Choice::Removed)
+                .cloned(),
+        );
+        choices
+    }
+
+    /// Returns the choice that covers a recipient below the floor, if any.
+    pub(super) fn choice_for(&self, address: &str) -> Option<Choice> {
+        if self.quote_removed {
+            return Some(Choice::WithoutQuote);
+        }
+        self.choices
+            .iter()
+            .find(|choice| choice.address == address && choice.choice == Choice::Override)
+            .map(|choice| choice.choice)
+    }
+
+    /// Returns the recipients below the floor that no choice covers yet.
+    pub(super) fn unresolved(&self) -> impl Iterator<Item = &(String, String)> {
+        self.below
+            .iter()
+            .filter(|(address, _)| self.choice_for(address).is_none())
+    }
+
+    /// Works out which recipients' copies would travel below the floor, by
+    /// the way Send would write them: per method group, or one copy
+    /// encrypted or clear as the switches say.
+    fn find_below_floor(&self) -> Vec<(String, String)> {
+        let (Some(floor), Some(plan)) = (&self.floor, &self.plan) else {
+            return Vec::new();
+        };
+        let per_group = self.sends_per_group();
+        plan.routes
+            .iter()
+            .filter_map(|route| {
+                let method = match (per_group, self.encrypt, self.method) {
+                    (true, _, _) => route.method,
+                    (false, true, Method::Openpgp) => Some(RouteMethod::Openpgp),
+                    (false, true, Method::Smime) => Some(RouteMethod::Smime),
+                    // One clear copy: a recipient the plan would encrypt
+                    // for gets it by TLS.
+                    (false, false, _) => match route.method {
+                        Some(RouteMethod::Openpgp | RouteMethod::Smime) => Some(RouteMethod::Tls),
+                        other => other,
+                    },
+                };
+                arrival::below_floor(floor, method).map(|why| (route.address.clone(), why))
+            })
+            .collect()
+    }
+
+    /// Takes `address` off To, Cc and Bcc, and records the removal.
+    fn remove_recipient(&mut self, address: &str) {
+        if !self.is_editable() {
+            return;
+        }
+        for field in [&mut self.to, &mut self.cc, &mut self.bcc] {
+            let Ok(list) = compose::parse_address_list(field) else {
+                continue;
+            };
+            let kept: Vec<Address> = list
+                .into_iter()
+                .filter(|entry| !entry.email.eq_ignore_ascii_case(address))
+                .collect();
+            *field = join(&kept);
+        }
+        let below = self
+            .below
+            .iter()
+            .find(|(entry, _)| entry == address)
+            .map(|(_, why)| why.clone())
+            .unwrap_or_default();
+        self.choices.retain(|choice| choice.address != address);
+        self.choices.push(FloorChoice {
+            address: address.to_owned(),
+            below,
+            choice: Choice::Removed,
+        });
+        self.edited = true;
+        self.edits += 1;
+        self.replan();
+    }
+
+    /// Takes the original's text out: quoted lines, an inline forward's
+    /// copy and an attached original.
+    fn remove_quote(&mut self) {
+        if !self.is_editable() {
+            return;
+        }
+        let text = compose::without_quote(&self.body.text());
+        self.body = text_editor::Content::with_text(&text);
+        self.attachments
+            .retain(|file| !file.content_type.eq_ignore_ascii_case("message/rfc822"));
+        self.quote_removed = true;
+        self.overriding = None;
+        self.edited = true;
+    }
+
+    /// Records the override whose form is open, when its reason is long
+    /// enough and the policy allows it.
+    fn confirm_override(&mut self) {
+        let Some((address, reason)) = self.overriding.clone() else {
+            return;
+        };
+        let reason = reason.trim().to_owned();
+        if !self.allow_override || reason.chars().count() < OVERRIDE_REASON_MIN {
+            return;
+        }
+        let below = self
+            .below
+            .iter()
+            .find(|(entry, _)| *entry == address)
+            .map(|(_, why)| why.clone())
+            .unwrap_or_default();
+        self.choices.retain(|choice| choice.address != address);
+        self.choices.push(FloorChoice {
+            address: address.clone(),
+            below,
+            choice: Choice::Override,
+        });
+        self.override_reasons.retain(|(entry, _)| *entry != address);
+        self.override_reasons.push((address, reason));
+        self.overriding = None;
     }
 
     /// Returns whether Send writes one copy per method group: the plan
@@ -619,8 +849,57 @@ impl Composer {
                 Task::none()
             }
             Message::Sensitivity(sensitivity) => {
-                self.sensitivity = sensitivity;
+                self.sensitivity = match &self.floor {
+                    Some(floor)
+                        if arrival::stronger(sensitivity, floor.sensitivity) != sensitivity =>
+                    {
+                        self.draft_note = Some(format!(
+                            "This stays {}: {}.",
+                            floor.sensitivity.label(),
+                            floor.reason
+                        ));
+                        floor.sensitivity
+                    }
+                    _ => sensitivity,
+                };
                 self.replan();
+                Task::none()
+            }
+            Message::RemoveRecipient(address) => {
+                self.remove_recipient(&address);
+                self.look_up_recipients()
+            }
+            Message::WithoutQuote => {
+                self.remove_quote();
+                Task::none()
+            }
+            Message::OverrideStart(address) => {
+                if self.allow_override {
+                    self.overriding = Some((address, String::new()));
+                }
+                Task::none()
+            }
+            Message::OverrideReason(reason) => {
+                if let Some((_, typed)) = &mut self.overriding {
+                    *typed = reason;
+                }
+                Task::none()
+            }
+            Message::OverrideConfirm => {
+                self.confirm_override();
+                Task::none()
+            }
+            Message::OverrideCancel => {
+                self.overriding = None;
+                Task::none()
+            }
+            Message::UndoChoice(address) => {
+                if self.is_editable() {
+                    self.choices.retain(|choice| {
+                        choice.address != address || choice.choice == Choice::Removed
+                    });
+                    self.override_reasons.retain(|(entry, _)| *entry != address);
+                }
                 Task::none()
             }
             Message::Recipients(Ok(found)) => {
@@ -696,6 +975,7 @@ impl Composer {
             Message::OpenOutbox => return (Task::none(), Some(Event::OpenOutbox)),
         };
         self.route_problem = self.find_route_problem();
+        self.below = self.find_below_floor();
         (task, None)
     }
 
@@ -814,6 +1094,14 @@ impl Composer {
                 }
                 if let Some(problem) = self.route_problem() {
                     self.problem = Some(format!("Not sent. {problem}"));
+                    return Task::none();
+                }
+                let unresolved = self.unresolved().count();
+                if unresolved > 0 {
+                    self.problem = Some(format!(
+                        "Not sent. {unresolved} recipient(s) would get this with less protection \
+                         than the message it answers. Choose for each of them in the box above."
+                    ));
                     return Task::none();
                 }
                 self.state = State::Sending;
@@ -1026,11 +1314,23 @@ impl Composer {
         self.draft_note = None;
         let session = self.session.clone();
         let message_id = compose::new_message_id(&session.account.domain());
+        // A draft of a reply to protected mail, or of an encrypted message,
+        // is stored encrypted to the user alone, on the server and so in
+        // the local copy of Drafts.
+        let private = (self.encrypt || self.floor.as_ref().is_some_and(|floor| floor.encrypt))
+            .then_some(self.method);
         Task::perform(
             async move {
-                let raw = build(draft, message_id, Purpose::Draft)
-                    .await
-                    .map_err(SessionError::Task)?;
+                let raw = match private {
+                    Some(method) => {
+                        session
+                            .build_private_draft(draft, message_id, format::now(), method)
+                            .await?
+                    }
+                    None => build(draft, message_id, Purpose::Draft)
+                        .await
+                        .map_err(SessionError::Task)?,
+                };
                 session.save_draft(&raw).await
             },
             |result| Message::DraftSaved(result.map_err(Arc::new)),

@@ -102,3 +102,84 @@ pub fn issue(dir: &Path, name: &str, issuer: &str, extensions: &str, subject: &s
         ],
     );
 }
+
+/// A throwaway CA and S/MIME certificates issued by it, one per name.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// Makes the CA, named `subject`, in a new temporary directory.
+    pub fn new(subject: &str) -> Pki {
+        let pki = Pki {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        make_root(pki.path(), subject);
+        pki
+    }
+
+    /// Returns the directory holding the files.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Reads one of its files.
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path().join(name)).unwrap()
+    }
+
+    /// Issues `name.key`, `name.pem` and `name.p12` (password "secret")
+    /// for `address`.
+    pub fn issue(&self, name: &str, address: &str) {
+        std::fs::write(
+            self.path().join(format!("{name}.cnf")),
+            user_extensions(address),
+        )
+        .unwrap();
+        let (key, pem, p12) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("{name}.p12"),
+        );
+        issue(
+            self.path(),
+            name,
+            "ca",
+            &format!("{name}.cnf"),
+            &format!("/CN={name}"),
+        );
+        openssl(
+            self.path(),
+            &[
+                "pkcs12",
+                "-export",
+                "-inkey",
+                &key,
+                "-in",
+                &pem,
+                "-out",
+                &p12,
+                "-passout",
+                "pass:secret",
+            ],
+        );
+    }
+
+    /// Decrypts `message` with `name`'s key; returns the plaintext, or
+    /// `None` when openssl cannot.
+    pub fn decrypt(&self, name: &str, message: &[u8]) -> Option<String> {
+        std::fs::write(self.path().join("in.eml"), message).unwrap();
+        let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
+        let output = run_openssl(
+            self.path(),
+            &[
+                "cms", "-decrypt", "-in", "in.eml", "-recip", &pem, "-inkey", &key, "-out",
+                "out.eml",
+            ],
+        );
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&self.read("out.eml")).into_owned())
+    }
+}

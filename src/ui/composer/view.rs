@@ -37,6 +37,7 @@ impl Composer {
         }
         page = page.push(self.protection_row());
         page = page.push(self.routes_view().unwrap_or_else(|| space().into()));
+        page = page.push(self.floor_banner().unwrap_or_else(|| space().into()));
         page = page.push(self.unlock_prompt().unwrap_or_else(|| space().into()));
         page = page.push(self.attachment_list());
 
@@ -162,6 +163,132 @@ impl Composer {
         Some(block.into())
     }
 
+    /// Draws the reply guard's banner: each recipient whose copy would travel
+    /// below the floor of the message answered or forwarded, why, and the
+    /// choices. Send stays off until every one of them has a choice.
+    fn floor_banner(&self) -> Option<Element<'_, Message>> {
+        let floor = self.floor.as_ref()?;
+        if self.below.is_empty() {
+            return None;
+        }
+        let editable = self.is_editable();
+        let noun = if self.title == "Forward" {
+            "This forward"
+        } else {
+            "This reply"
+        };
+        let mut block = column![
+            text(format!(
+                "{noun} would reach {} with less protection than the message it answers",
+                plural(self.below.len(), "recipient")
+            ))
+            .font(style::BOLD),
+            text(format!("{}.", sentence(&floor.reason))).size(style::SMALL),
+        ]
+        .spacing(6);
+        for (address, why) in &self.below {
+            let blocked = self.plan.as_ref().is_some_and(|plan| {
+                plan.routes
+                    .iter()
+                    .any(|route| route.address == *address && route.method.is_none())
+            });
+            let mut line = row![
+                text(format!("{address}: {why}"))
+                    .size(style::SMALL)
+                    .width(Fill)
+            ]
+            .spacing(8)
+            .align_y(iced::Center);
+            match self.choice_for(address) {
+                Some(choice) => {
+                    line =
+                        line.push(text(format!("Chosen: {}", choice.label())).size(style::SMALL));
+                    if !self.quote_removed {
+                        line = line.push(style::tool(
+                            "Undo",
+                            editable.then(|| Message::UndoChoice(address.clone())),
+                        ));
+                    }
+                }
+                None => {
+                    line = line.push(style::tool(
+                        "Remove recipient",
+                        editable.then(|| Message::RemoveRecipient(address.clone())),
+                    ));
+                    if self.allow_override && !blocked {
+                        line = line.push(style::tool(
+                            "Send anyway…",
+                            editable.then(|| Message::OverrideStart(address.clone())),
+                        ));
+                    }
+                }
+            }
+            block = block.push(line);
+            if let Some((_, reason)) = self.overriding.as_ref().filter(|(open, _)| open == address)
+            {
+                let long_enough =
+                    reason.trim().chars().count() >= wardmail::guard::OVERRIDE_REASON_MIN;
+                block = block.push(
+                    row![
+                        text_input(
+                            "Why may this copy travel with less protection? (kept in the audit log)",
+                            reason
+                        )
+                        .on_input(Message::OverrideReason)
+                        .on_submit(Message::OverrideConfirm)
+                        .padding(6)
+                        .width(Fill),
+                        button(text("Send this copy anyway").size(style::SMALL))
+                            .style(button::danger)
+                            .on_press_maybe(long_enough.then_some(Message::OverrideConfirm)),
+                        style::tool("Cancel", Some(Message::OverrideCancel)),
+                    ]
+                    .spacing(8)
+                    .align_y(iced::Center),
+                );
+                if !long_enough {
+                    block = block.push(
+                        text(format!(
+                            "Type the reason, at least {} characters.",
+                            wardmail::guard::OVERRIDE_REASON_MIN
+                        ))
+                        .size(style::SMALL)
+                        .style(style::muted_text),
+                    );
+                }
+            }
+        }
+        if !self.quote_removed {
+            block = block.push(
+                row![
+                    style::tool(
+                        "Send without the quoted text",
+                        editable.then_some(Message::WithoutQuote)
+                    ),
+                    text(
+                        "Takes the original's text out, so these copies carry only what you wrote."
+                    )
+                    .size(style::SMALL),
+                ]
+                .spacing(8)
+                .align_y(iced::Center),
+            );
+        }
+        if !self.allow_override {
+            block = block.push(
+                text("Your clinic's policy does not allow sending below this protection anyway.")
+                    .size(style::SMALL),
+            );
+        }
+        Some(
+            container(block)
+                .padding(10)
+                .width(Fill)
+                .style(style::alert)
+                .into(),
+        )
+    }
+
     /// Draws the passphrase prompt when signing needs a locked key.
     fn unlock_prompt(&self) -> Option<Element<'_, Message>> {
         let (fingerprint, passphrase) = self.unlock.as_ref()?;
@@ -185,7 +312,7 @@ impl Composer {
     fn header(&self) -> Element<'_, Message> {
         let editing = self.is_editable();
         let can_send = match &self.state {
-            State::Editing => self.route_problem().is_none(),
+            State::Editing => self.route_problem().is_none() && self.unresolved().next().is_none(),
             State::Queued { uncertain, .. } => !uncertain,
             State::Sending => false,
         };
@@ -355,6 +482,23 @@ impl Composer {
             .spacing(8)
             .into()
     }
+}
+
+/// Returns "1 recipient" or "3 recipients".
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+/// Returns `text` with its first letter in upper case.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 /// The label column, wide enough for "Attached" in bold.

@@ -31,8 +31,10 @@ pub struct Loaded {
     pub verdict: Arc<Verdict>,
     /// The user's passphrase-protected keys that would decrypt it.
     pub locked_keys: Vec<String>,
-    /// The encryption the message arrived with, which a reply keeps.
-    pub encrypted: wardmail::protection::Encryption,
+    /// How the message arrived, which sets the floor of a reply or forward.
+    pub arrival: wardmail::arrival::ArrivalSecurity,
+    /// Whether `content` is decrypted text.
+    pub decrypted: bool,
     /// The message's parts shown apart, when unprotected text sits next to
     /// a protected part; empty otherwise.
     pub segments: Vec<SegmentView>,
@@ -557,6 +559,8 @@ async fn fetch(
     } else {
         Vec::new()
     };
+    let arrival = session.arrival(&report, &raw);
+    let decrypted = report.decrypted;
     let shown = tokio::task::spawn_blocking(move || {
         let outer = wardmail::message::parse(&raw);
         let (mut parsed, content) = match &report.inner_mime {
@@ -565,24 +569,18 @@ async fn fetch(
         };
         parsed.problems.extend(inspect_problem);
         let verdict = report.verdict();
-        (
-            raw,
-            parsed,
-            content,
-            verdict,
-            report.locked_keys,
-            report.encrypted,
-        )
+        (raw, parsed, content, verdict, report.locked_keys)
     })
     .await;
     match shown {
-        Ok((raw, parsed, content, verdict, locked_keys, encrypted)) => Ok(Some(Loaded {
+        Ok((raw, parsed, content, verdict, locked_keys)) => Ok(Some(Loaded {
             raw: Arc::new(raw),
             parsed: Arc::new(parsed),
             content: Arc::new(content),
             verdict: Arc::new(verdict),
             locked_keys,
-            encrypted,
+            arrival,
+            decrypted,
             segments,
         })),
         Err(error) => Err(Arc::new(SessionError::Task(error.to_string()))),

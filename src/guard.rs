@@ -35,7 +35,7 @@ use crate::store::{Store, StoreError};
 /// not a reason the audit log can show.
 pub const OVERRIDE_REASON_MIN: usize = 10;
 
-/// What the user chose for a recipient below the floor.
+/// The user's decision for a recipient below the floor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Choice {
@@ -63,9 +63,9 @@ impl Choice {
 pub struct FloorChoice {
     /// The recipient's address.
     pub address: String,
-    /// Why the recipient was below the floor, as shown.
+    /// The reason the recipient was below the floor, as shown.
     pub below: String,
-    /// What the user chose.
+    /// The user's decision.
     pub choice: Choice,
 }
 
@@ -74,7 +74,7 @@ pub struct FloorChoice {
 pub struct HeldRecipient {
     /// The recipient's address.
     pub address: String,
-    /// Why the copy is below the floor.
+    /// The reason the copy is below the floor.
     pub why: String,
 }
 
@@ -138,7 +138,7 @@ fn rank(floor: &Floor) -> u8 {
     }
 }
 
-/// Returns the Message-IDs that `raw` answers or forwards, nearest first:
+/// Returns the Message-IDs that `raw` replies to or forwards, nearest first:
 /// In-Reply-To, then References from the last to the first.
 pub fn referenced(raw: &[u8]) -> Vec<String> {
     let Some(message) = mail_parser::MessageParser::default().parse_headers(raw) else {
@@ -188,7 +188,7 @@ pub fn is_encrypted(raw: &[u8]) -> bool {
     }
 }
 
-/// Checks one copy against `floor`: `encrypted` says whether the copy is
+/// Checks one copy against `floor`: `encrypted` tells whether the copy is
 /// encrypted, `recipients` are its envelope recipients, and `plan` is the
 /// plan stored with it. `allow_override` is the clinic policy's word on
 /// typed overrides.
@@ -244,7 +244,7 @@ fn reason_given(plan: &AuditDraft) -> bool {
 }
 
 /// Returns the route planned for `address`. A plan that was never assessed
-/// (see [`AuditDraft::submission_only`]) knows no route, so the copy counts
+/// (see [`AuditDraft::submission_only`]) has no route, so the copy counts
 /// as going by TLS that is not verified.
 fn planned_method(plan: &AuditDraft, address: &str) -> Method {
     if plan.decision == DEFAULT_DECISION {
@@ -371,6 +371,43 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn each_arrival_against_each_route() {
+        use ArrivalEncryption::{Openpgp, Smime};
+        const ROUTES: [&str; 6] = [
+            "openpgp",
+            "smime",
+            "portal",
+            "internal",
+            "tls",
+            "tls-unverified",
+        ];
+        // For each arrival, the routes whose clear copy is held.
+        let cases: [(Option<ArrivalEncryption>, Option<bool>, &[&str]); 5] = [
+            (
+                Some(Openpgp),
+                Some(true),
+                &["internal", "tls", "tls-unverified"],
+            ),
+            (Some(Smime), None, &["internal", "tls", "tls-unverified"]),
+            (None, Some(true), &["tls-unverified"]),
+            (None, Some(false), &[]),
+            (None, None, &[]),
+        ];
+        for (encrypted, tls, expected) in cases {
+            let floor = floor_of(encrypted, tls);
+            let held: Vec<&str> = ROUTES
+                .into_iter()
+                .filter(|route| {
+                    let address = format!("{route}@example.org");
+                    let plan = plan(&[(&address, route)]);
+                    check(&floor, false, &[address], &plan, true).is_err()
+                })
+                .collect();
+            assert_eq!(held, expected, "arrival {encrypted:?}, TLS {tls:?}");
+        }
     }
 
     #[test]

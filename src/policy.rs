@@ -424,6 +424,21 @@ mod tests {
     }
 
     #[test]
+    fn policy_reply_override() {
+        let parse_text = |text: &str| parse(Path::new("p.toml"), text);
+        assert!(parse_text("version = 2\n").unwrap().allow_reply_override);
+        assert!(parse_text("version = 1\n").unwrap().allow_reply_override);
+        let strict = parse_text("version = 2\n[reply]\nallow_override = false\n").unwrap();
+        assert!(!strict.allow_reply_override);
+        let typo = parse_text("version = 2\n[reply]\nallow_overide = false\n")
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("allow_overide"), "{typo}");
+        let shipped = include_str!("../packaging/policy.example.toml");
+        assert!(parse_text(shipped).unwrap().allow_reply_override);
+    }
+
+    #[test]
     fn policy_routing_typo_rejected() {
         let error = parse(
             Path::new("p.toml"),

@@ -111,7 +111,7 @@ pub enum SmimeError {
         problem: CertificateProblem,
     },
     /// No S/MIME identity of the account names its address or is valid now.
-    #[error("cannot sign as {address}: {problem}")]
+    #[error("cannot sign as {address}: {}", own_problem(*problem))]
     NoSigningIdentity {
         /// The account address.
         address: String,
@@ -803,6 +803,18 @@ fn has_reason(errors: &ErrorStack, needle: &str) -> bool {
         .errors()
         .iter()
         .any(|error| error.reason().is_some_and(|reason| reason.contains(needle)))
+}
+
+/// Describes a problem with the user's own S/MIME identity: a missing one
+/// is imported as a .p12 file, not as a correspondent's certificate.
+fn own_problem(problem: CertificateProblem) -> String {
+    match problem {
+        CertificateProblem::Missing => "you hold no S/MIME identity for this address; import \
+             your certificate with its key (.p12 or .pfx) with `wardmail keys import-p12 FILE` \
+             or on the Keys screen"
+            .to_owned(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! The reply guard against the real Postfix and Dovecot, with OpenSSL as
-//! the correspondent: every path that emits mail meets the same gate, a
-//! typed override lets a held copy go and lands in the audit log, a draft
-//! of an encrypted reply is stored encrypted on the server, and a forward
-//! as attachment carries the original readable by the new recipient only.
+//! the correspondent. Every path that emits mail meets the same gate, and
+//! a typed override lets a held copy go and lands in the audit log. A
+//! draft of an encrypted reply is stored encrypted on the server, and a
+//! forward as attachment carries the original readable by the new
+//! recipient only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,9 +26,9 @@ use wardmail::session::{Method, Session, SessionError};
 const SECRET_TEXT: &str = "Creatinine 412 umol/l, please call.";
 
 /// A session for a fresh user with an S/MIME identity, a correspondent
-/// (the insurer) with a certificate, a colleague without one, and a
-/// message from the insurer that OpenSSL encrypted to the user and the
-/// session has inspected, so its arrival is recorded.
+/// (the insurer) with a certificate and a colleague without one. The
+/// message from the insurer was encrypted to the user by OpenSSL and
+/// inspected by the session, so its arrival is recorded.
 struct Thread {
     _profile: tempfile::TempDir,
     session: Arc<Session>,
@@ -112,7 +113,7 @@ fn encrypted_original(dir: &Path, from: &str, to: &str, message_id: &str) -> Vec
 }
 
 impl Thread {
-    /// A clear reply to the original, quoting it, for `to`.
+    /// Writes a clear reply to the original, quoting it, for `to`.
     fn reply(&self, to: &str, message_id: &str) -> Vec<u8> {
         format!(
             "From: {}\r\nTo: {to}\r\nSubject: Re: Claim 7\r\nMessage-ID: <{message_id}>\r\n\
@@ -417,7 +418,7 @@ async fn forward_as_attachment_reencrypts_original() {
         .expect("the new recipient decrypts the forward");
     assert!(opened.contains("message/rfc822"), "{opened}");
     assert!(opened.contains("Claim 7"), "{opened}");
-    // The attachment holds the original in clear, within the forward's
+    // The attachment contains the original in clear, within the forward's
     // encryption, so the new recipient can read it.
     assert!(
         opened.contains("Creatinine 412") || opened.contains("Q3JlYXRpbmluZSA0MTI"),
@@ -480,4 +481,69 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encrypted_reply_without_own_key_refused() {
+    // The original was read elsewhere. This profile has the insurer's
+    // certificate but no identity of its own.
+    let thread = thread("guard-nokey").await;
+    let user = support::user("guard-nokey-2");
+    let (_profile, session) = support::session(support::account(&user)).await;
+    let session = Arc::new(session);
+    session
+        .import_smime_certificates(thread.pki.read("insurer.pem"))
+        .await
+        .unwrap();
+    let report = session.inspect(thread.original.clone()).await.unwrap();
+    assert!(!report.decrypted);
+    let arrival = session
+        .stored_arrival(thread.original_id.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(arrival.encrypted, Some(ArrivalEncryption::Smime));
+
+    let known = session
+        .recipient_capabilities(vec![thread.insurer.clone()])
+        .await
+        .unwrap();
+    let plan = route::plan(
+        &Routing::default(),
+        &["example.org".to_owned()],
+        Sensitivity::Phi,
+        &known,
+    );
+    let me = format!("{user}@example.org");
+    let draft = Draft {
+        from: Address::new(None, &me),
+        to: vec![Address::new(None, &thread.insurer)],
+        subject: "Re: Claim 7".to_owned(),
+        body: "Received, thank you.\n".to_owned(),
+        in_reply_to: Some(thread.original_id.clone()),
+        ..Draft::default()
+    };
+    let message_id = new_message_id("example.org");
+    let error = session
+        .send_planned(
+            draft,
+            message_id.clone(),
+            now(),
+            &plan,
+            Some(Method::Smime),
+            thread.plan_for(&[(&thread.insurer, "smime")]),
+        )
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("no S/MIME identity"), "{text}");
+    assert!(
+        session
+            .store
+            .outbox(&session.account.id)
+            .unwrap()
+            .is_empty(),
+        "nothing was queued"
+    );
+    assert_eq!(thread.delivered(&thread.insurer, &message_id), 0);
 }

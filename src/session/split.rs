@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::{Method, Session, SessionError};
 use crate::audit::{self, AuditDraft};
 use crate::compose::Draft;
+use crate::guard::Choice;
 use crate::outbox::{self, GroupCopy};
 use crate::protected::{Protection, SealError};
 use crate::route::{Method as RouteMethod, MethodGroup, RoutePlan, Sealing};
@@ -170,7 +171,19 @@ impl Session {
                     .collect(),
                 decision: audit.decision.clone(),
                 override_reason: audit.override_reason.clone(),
-                choices: audit.choices.clone(),
+                // A removal concerns no copy; the first copy's entry keeps it.
+                choices: audit
+                    .choices
+                    .iter()
+                    .filter(|choice| match choice.choice {
+                        Choice::Removed => copy.position == 0,
+                        _ => copy
+                            .recipients
+                            .iter()
+                            .any(|address| address.eq_ignore_ascii_case(&choice.address)),
+                    })
+                    .cloned()
+                    .collect(),
             };
             let queued = async {
                 let id = outbox::enqueue_group(&self.store, &self.account, copy).await?;

@@ -39,6 +39,7 @@ const ASSESS_AFTER_PAUSE: std::time::Duration = std::time::Duration::from_millis
 /// Widget ids for moving the keyboard focus.
 const TO: Id = Id::new("composer-to");
 const BODY: Id = Id::new("composer-body");
+const OVERRIDE_REASON: Id = Id::new("composer-override-reason");
 
 /// A recipient or subject field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -620,6 +621,14 @@ impl Composer {
         choices
     }
 
+    /// Returns the reason typed for sending `address`'s copy anyway.
+    pub(super) fn override_reason(&self, address: &str) -> Option<&str> {
+        self.override_reasons
+            .iter()
+            .find(|(entry, _)| entry == address)
+            .map(|(_, reason)| reason.as_str())
+    }
+
     /// Returns the choice that covers a recipient below the floor, if any.
     pub(super) fn choice_for(&self, address: &str) -> Option<Choice> {
         if self.quote_removed {
@@ -874,10 +883,11 @@ impl Composer {
                 Task::none()
             }
             Message::OverrideStart(address) => {
-                if self.allow_override {
-                    self.overriding = Some((address, String::new()));
+                if !self.allow_override {
+                    return (Task::none(), None);
                 }
-                Task::none()
+                self.overriding = Some((address, String::new()));
+                iced::widget::operation::focus(OVERRIDE_REASON)
             }
             Message::OverrideReason(reason) => {
                 if let Some((_, typed)) = &mut self.overriding {

@@ -9,7 +9,7 @@ use iced::{Element, Fill, keyboard};
 use wardmail::route::{Method as Route, Sensitivity};
 use wardmail::session::Method;
 
-use super::{BODY, Composer, Field, Message, State, TO};
+use super::{BODY, Composer, Field, Message, OVERRIDE_REASON, State, TO};
 use crate::ui::{format, style};
 
 impl Composer {
@@ -201,8 +201,13 @@ impl Composer {
             .align_y(iced::Center);
             match self.choice_for(address) {
                 Some(choice) => {
-                    line =
-                        line.push(text(format!("Chosen: {}", choice.label())).size(style::SMALL));
+                    let chosen = match self.override_reason(address) {
+                        Some(reason) if !self.quote_removed => {
+                            format!("Chosen: {} ({reason})", choice.label())
+                        }
+                        _ => format!("Chosen: {}", choice.label()),
+                    };
+                    line = line.push(text(chosen).size(style::SMALL));
                     if !self.quote_removed {
                         line = line.push(style::tool(
                             "Undo",
@@ -236,6 +241,7 @@ impl Composer {
                         )
                         .on_input(Message::OverrideReason)
                         .on_submit(Message::OverrideConfirm)
+                        .id(OVERRIDE_REASON)
                         .padding(6)
                         .width(Fill),
                         button(text("Send this copy anyway").size(style::SMALL))

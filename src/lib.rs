@@ -21,6 +21,7 @@ pub mod net;
 pub mod openpgp;
 pub mod outbox;
 pub mod policy;
+pub mod portal;
 pub mod protected;
 pub mod protection;
 pub mod route;

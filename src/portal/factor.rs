@@ -296,6 +296,26 @@ mod tests {
     }
 
     #[test]
+    fn derive_known_answer() {
+        // Expected values from Python's hashlib.pbkdf2_hmac and hmac, written
+        // out from the formulas at the top of this file.
+        let id = MessageId::from_bytes([1; 16]);
+        let s = Key32::from_bytes([3; 32]);
+        let keys = derive_keys(&id, &s, &Secret::new("12345678"), 1_000).unwrap();
+        let wrap_key = hex("3b49c7b4fec0119dd77424db0f495ffe323bedaf75c63bf2d18bf0ac106cd79f");
+        let verifier = hex("4167b5213251059dbe9bbeaf2e9db1e232347fed5e46595ddb1687b40191bfa6");
+        assert_eq!(keys.wrap_key.expose().as_slice(), wrap_key.as_slice());
+        assert_eq!(keys.verifier.expose().as_slice(), verifier.as_slice());
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
     fn derive_rejects_zero_iterations() {
         let id = MessageId::from_bytes([1; 16]);
         let s = Key32::from_bytes([3; 32]);

@@ -22,6 +22,7 @@ pub mod net;
 pub mod openpgp;
 pub mod outbox;
 pub mod policy;
+pub mod portal;
 pub mod protected;
 pub mod protection;
 pub mod route;

@@ -217,6 +217,38 @@ pub struct Config {
     /// Signing, encryption and key settings.
     #[serde(default)]
     pub crypto: CryptoSettings,
+    /// The clinic's secure portal, once this device is enrolled.
+    #[serde(default, skip_serializing_if = "PortalSettings::is_empty")]
+    pub portal: PortalSettings,
+}
+
+/// The clinic's secure portal, in the `[portal]` table. The device's
+/// signing key is in the OS keyring, never in this file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PortalSettings {
+    /// The portal's address, such as `https://portal.clinic.example`.
+    pub url: Option<String>,
+    /// The id the portal gave this device at enrolment.
+    pub device_id: Option<String>,
+    /// How patients reach the clinic, shown on the portal's pages and in
+    /// the notice, such as "Riverside Clinic, 0123 456 789".
+    pub contact: String,
+    /// Days a message stays on the portal; 14 when 0.
+    pub expiry_days: u32,
+}
+
+impl PortalSettings {
+    /// Returns whether nothing is set, so the table is left out of the
+    /// file.
+    pub fn is_empty(&self) -> bool {
+        *self == PortalSettings::default()
+    }
+
+    /// Returns whether this device is enrolled with a portal.
+    pub fn is_enrolled(&self) -> bool {
+        self.url.is_some() && self.device_id.is_some()
+    }
 }
 
 /// Settings for signing, encryption and keys, in the `[crypto]` table.

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protection::{Encryption, ProtectionReport, SignatureStatus};
-use crate::route::{Method, Routing, Sensitivity};
+use crate::route::{Method, Otherwise, Routing, Sensitivity};
 
 /// The message-level encryption a message arrived with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +62,11 @@ pub struct ArrivalSecurity {
     pub tls_into_provider: Option<bool>,
     /// Whether the message is a notice from the clinic's secure portal.
     pub portal_notice: bool,
+    /// Whether the message is a reply that came back through the clinic's
+    /// secure portal, end-to-end encrypted. Only the portal sync sets it;
+    /// no header of a message can.
+    #[serde(default)]
+    pub portal_reply: bool,
 }
 
 /// Works out the arrival security of `raw` from its protection report and
@@ -85,6 +90,7 @@ pub fn arrival(report: &ProtectionReport, raw: &[u8], own_hosts: &[String]) -> A
         signed,
         tls_into_provider: tls_into_provider(raw, own_hosts),
         portal_notice: false,
+        portal_reply: false,
     }
 }
 
@@ -249,6 +255,10 @@ pub fn floor(
         sensitivity = stronger(sensitivity, Sensitivity::Phi);
         reasons.push(format!("{} encrypted", encryption.label()));
     }
+    if arrival.portal_reply {
+        sensitivity = stronger(sensitivity, Sensitivity::Phi);
+        reasons.push("sent back through the clinic's secure portal".to_owned());
+    }
     if quotes_decrypted {
         sensitivity = stronger(sensitivity, Sensitivity::Phi);
     }
@@ -266,7 +276,7 @@ pub fn floor(
 
     Floor {
         sensitivity,
-        encrypt: arrival.encrypted.is_some() || quotes_decrypted,
+        encrypt: arrival.encrypted.is_some() || arrival.portal_reply || quotes_decrypted,
         prefer: arrival.encrypted,
         tls,
         reason,
@@ -315,8 +325,9 @@ pub fn below_floor(floor: &Floor, method: Option<Method>) -> Option<String> {
 }
 
 /// Moves the encryption methods that the rule for `sensitivity` lists to
-/// its front, the original's technology first, so each recipient who can
-/// receive encryption gets it. Methods the policy does not list stay out.
+/// its front, the original's technology first and then the portal when the
+/// rule uses it, so each recipient who can receive encryption gets it.
+/// Methods the policy does not list stay out.
 pub fn encryption_first(
     routing: &mut Routing,
     sensitivity: Sensitivity,
@@ -333,10 +344,13 @@ pub fn encryption_first(
     } else {
         Method::Smime
     };
-    let order = [preferred, other];
+    // The portal is end-to-end encrypted too, so it comes before TLS when
+    // the rule uses it at all.
+    let portal = rule.methods.contains(&Method::Portal) || rule.otherwise == Otherwise::Portal;
+    let order = [preferred, other, Method::Portal];
     let mut methods: Vec<Method> = order
         .into_iter()
-        .filter(|method| rule.methods.contains(method))
+        .filter(|method| rule.methods.contains(method) || (*method == Method::Portal && portal))
         .collect();
     methods.extend(rule.methods.iter().filter(|method| !order.contains(method)));
     rule.methods = methods;
@@ -475,6 +489,7 @@ mod tests {
             signed: None,
             tls_into_provider: tls,
             portal_notice: false,
+            portal_reply: false,
         }
     }
 
@@ -531,6 +546,34 @@ mod tests {
         assert!(floor.tls);
         assert!(below_floor(&floor, Some(Method::TlsUnverified)).is_some());
         assert_eq!(below_floor(&floor, Some(Method::Tls)), None);
+    }
+
+    #[test]
+    fn floor_portal_reply() {
+        let mut reply = security(None, Some(false));
+        reply.portal_reply = true;
+        let floor = floor(&reply, None, false);
+        assert_eq!(floor.sensitivity, Sensitivity::Phi);
+        assert!(floor.encrypt);
+        assert!(floor.reason.contains("secure portal"), "{}", floor.reason);
+        assert_eq!(below_floor(&floor, Some(Method::Portal)), None);
+        assert!(below_floor(&floor, Some(Method::Tls)).is_some());
+    }
+
+    #[test]
+    fn encryption_first_puts_portal_before_tls() {
+        let mut routing = Routing::default();
+        encryption_first(
+            &mut routing,
+            Sensitivity::Phi,
+            Some(ArrivalEncryption::Openpgp),
+        );
+        let methods = &routing.phi.methods;
+        assert_eq!(
+            &methods[..3],
+            &[Method::Openpgp, Method::Smime, Method::Portal]
+        );
+        assert!(methods.contains(&Method::Tls));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod assess;
 mod audit;
+mod portal;
 mod reply;
 
 use clap::error::ErrorKind;
@@ -182,6 +183,9 @@ pub enum Command {
     /// List, export or verify the audit log of sent messages.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Enrol with the clinic's secure portal and manage what went through it.
+    #[command(subcommand)]
+    Portal(portal::PortalCommand),
 }
 
 /// Keys subcommands.
@@ -411,6 +415,7 @@ async fn dispatch(profile: Option<PathBuf>, command: Command) -> Result<ExitCode
         Command::Account(AccountCommand::Test(choice)) => test_account(profile, choice).await,
         Command::Account(AccountCommand::List) => list_accounts(profile),
         Command::Audit(command) => audit::run(profile, command).await,
+        Command::Portal(command) => portal::run(profile, command).await,
         Command::Sync(choice) => sync(open(profile, choice).await?).await,
         Command::Folders { account, json } => folders(open(profile, account).await?, json).await,
         Command::List {

@@ -187,6 +187,12 @@ pub fn reply(original: &ParsedMessage, me: &Address, all: bool) -> Draft {
     }
 }
 
+/// Returns the subject of a reply to a message with `subject`: "Re: "
+/// in front, once.
+pub fn reply_subject(subject: &str) -> String {
+    prefixed_subject("Re: ", subject, &["re", "aw"])
+}
+
 /// Builds a draft that forwards `original` in its body: a header block of
 /// the original, then its text. The original's attachments are not carried;
 /// the caller adds those it wants.

@@ -290,6 +290,7 @@ mod tests {
             signed: None,
             tls_into_provider: tls,
             portal_notice: false,
+            portal_reply: false,
         };
         arrival::floor(&security, None, encrypted.is_some())
     }

@@ -17,6 +17,7 @@
 //! and no error message contains them. Errors name a message by the first 8
 //! characters of its id, as the portal's logs do.
 
+mod client;
 mod device;
 mod factor;
 mod reply;
@@ -30,6 +31,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::{SecureRandom, SystemRandom};
 
+pub use client::{ClientError, Device, Event, PortalClient, PortalUrl, SealedReply};
 pub use device::{DeviceKey, SignedHeaders, content_digest, signature_base};
 pub use factor::{DEFAULT_ITERATIONS, Factor, FactorCode, FactorKind, normalise};
 pub use reply::{Reply, open_reply};

@@ -378,6 +378,9 @@ pub enum Sealing {
     Smime,
     /// Not encrypted: each copy goes by SMTP.
     Clear,
+    /// Uploaded to the clinic's secure portal, end-to-end encrypted; the
+    /// recipient gets a notice without the content by SMTP.
+    Portal,
 }
 
 impl RoutePlan {
@@ -428,8 +431,10 @@ impl RoutePlan {
     /// (the submission server advertises it), because other clear
     /// recipients could not receive a copy that demands it.
     ///
-    /// Fails, naming the recipient, when one is blocked or routed to the
-    /// portal, which Wardmail cannot deliver to.
+    /// Each recipient routed to the portal is a transaction of its own,
+    /// because each portal message is sealed for one recipient.
+    ///
+    /// Fails, naming the recipient, when one is blocked.
     pub fn groups(
         &self,
         bcc: &[String],
@@ -441,11 +446,13 @@ impl RoutePlan {
             let (sealing, require_tls) = match route.method {
                 None => return Err(format!("{} is blocked: {}", route.address, route.reason)),
                 Some(Method::Portal) => {
-                    return Err(format!(
-                        "{} is routed to the secure portal, which Wardmail cannot send to: \
-                         remove the recipient, or import their key",
-                        route.address
-                    ));
+                    hidden.push(MethodGroup {
+                        sealing: Sealing::Portal,
+                        recipients: vec![route.address.clone()],
+                        bcc: false,
+                        require_tls: false,
+                    });
+                    continue;
                 }
                 Some(Method::Openpgp) => (Sealing::Openpgp, false),
                 Some(Method::Smime) => (Sealing::Smime, false),
@@ -513,8 +520,16 @@ pub fn check_sealing(
                     recipient.address
                 ));
             }
+            Sealing::Portal if !recipient.portal => {
+                return Err(format!(
+                    "{} cannot be reached through the secure portal: this device is not \
+                     enrolled with one",
+                    recipient.address
+                ));
+            }
             Sealing::Openpgp => Method::Openpgp,
             Sealing::Smime => Method::Smime,
+            Sealing::Portal => Method::Portal,
             Sealing::Clear if internal_domains.contains(&domain) => Method::Internal,
             Sealing::Clear => match recipient.tls {
                 TlsClass::Enforced => Method::Tls,
@@ -748,23 +763,29 @@ mod tests {
     }
 
     #[test]
-    fn groups_reject_blocked_and_portal() {
+    fn groups_blocked_rejected_portal_alone() {
         let unknown = capabilities("f@far.example");
         let mut patient = capabilities("g@mail.example");
         patient.portal = true;
+        let mut other = capabilities("h@mail.example");
+        other.portal = true;
         let blocked = plan(&Routing::default(), &[], Sensitivity::Phi, &[unknown]);
         let portal = plan(
             &Routing::default(),
             &[],
             Sensitivity::Restricted,
-            &[patient],
+            &[patient, other],
         );
 
         let blocked = blocked.groups(&[], false).unwrap_err();
-        let portal = portal.groups(&[], false).unwrap_err();
+        let groups = portal.groups(&[], false).unwrap();
 
         assert!(blocked.contains("f@far.example is blocked"), "{blocked}");
-        assert!(portal.contains("secure portal"), "{portal}");
+        assert_eq!(groups.len(), 2, "one transaction per portal recipient");
+        assert!(groups.iter().all(|group| group.sealing == Sealing::Portal));
+        assert_eq!(groups[0].recipients, ["g@mail.example"]);
+        assert_eq!(groups[1].recipients, ["h@mail.example"]);
+        assert_eq!(portal.sealing(), None);
     }
 
     #[test]

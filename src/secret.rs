@@ -84,6 +84,15 @@ impl KeyringEntry {
         }
     }
 
+    /// Names the entry of the device key that signs the profile's requests
+    /// to the clinic's secure portal.
+    pub fn portal_device(profile_id: &str) -> KeyringEntry {
+        KeyringEntry {
+            user: format!("{profile_id}/portal-device-key"),
+            what: "device key for the secure portal".to_owned(),
+        }
+    }
+
     /// Returns the entry name as stored in the keyring (the "user"
     /// attribute).
     pub fn name(&self) -> &str {

@@ -27,12 +27,17 @@ use crate::wkd::{self, WkdClient, WkdError};
 
 mod assess;
 mod keys;
+mod portal;
 mod split;
 
 pub use assess::{
     AutocryptFinding, OpenpgpFinding, PortalFinding, RecipientAssessment, SmimeFinding, WkdFinding,
 };
 pub use keys::{Method, OpenpgpKey};
+pub use portal::{
+    DEFAULT_EXPIRY_DAYS, PortalDelivery, PortalMessage, PortalSendError, PortalSync,
+    PreparedPortal, rfc3339,
+};
 pub use split::GroupOutcome;
 
 /// Errors from any account operation, for callers that only report them.
@@ -95,6 +100,9 @@ pub enum SessionError {
     /// A background task failed.
     #[error("a background task failed: {0}")]
     Task(String),
+    /// The secure portal failed.
+    #[error(transparent)]
+    Portal(#[from] PortalSendError),
 }
 
 /// Runs a blocking closure on tokio's blocking pool.
@@ -720,7 +728,11 @@ fn remember_arrival(
     let Some(message_id) = crate::message::parse_envelope(raw).message_id else {
         return;
     };
-    let security = arrival::arrival(report, raw, own_hosts);
+    let mut security = arrival::arrival(report, raw, own_hosts);
+    // The portal sync marks the replies it adds; reading one keeps the mark.
+    if let Ok(Some(stored)) = store.arrival(account, &message_id) {
+        security.portal_reply |= stored.portal_reply;
+    }
     if let Err(error) = store.save_arrival(account, &message_id, &security) {
         tracing::warn!(account = %account, %error, "arrival security not stored");
     }

@@ -449,6 +449,29 @@ CREATE TABLE IF NOT EXISTS message_arrival (
     arrival TEXT NOT NULL,
     PRIMARY KEY (account, message_id)
 );
+CREATE TABLE IF NOT EXISTS portal_message (
+    portal_id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    secrets TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS portal_event (
+    account TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    portal_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (account, seq)
+);
+CREATE TABLE IF NOT EXISTS portal_cursor (
+    account TEXT PRIMARY KEY,
+    events INTEGER NOT NULL DEFAULT 0,
+    replies INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 impl Store {
@@ -1717,6 +1740,7 @@ mod tests {
             signed: Some(SignatureStatus::ChainIncomplete),
             tls_into_provider: None,
             portal_notice: false,
+            portal_reply: false,
         };
         assert_eq!(store.arrival("a", "1@example.org").unwrap(), None);
 

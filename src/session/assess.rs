@@ -206,10 +206,7 @@ impl Session {
                 openpgp,
                 smime,
                 tls,
-                portal: PortalFinding {
-                    available: false,
-                    reason: "not configured".to_owned(),
-                },
+                portal: self.portal_finding(),
                 seen_at: unix_now(),
             });
         }
@@ -219,6 +216,24 @@ impl Session {
             }
         }
         Ok(results)
+    }
+
+    /// Returns whether the clinic's secure portal can carry a copy.
+    fn portal_finding(&self) -> PortalFinding {
+        match &self.config.portal.url {
+            Some(url) if self.portal_enrolled() => PortalFinding {
+                available: true,
+                reason: format!("the clinic's secure portal at {url}"),
+            },
+            Some(_) => PortalFinding {
+                available: false,
+                reason: "this device is not enrolled with the portal".to_owned(),
+            },
+            None => PortalFinding {
+                available: false,
+                reason: "not configured".to_owned(),
+            },
+        }
     }
 
     /// Returns the cached assessments of `addresses` without touching the

@@ -360,6 +360,7 @@ impl Session {
         for (address, openpgp) in addresses.iter().zip(openpgp) {
             let mut capabilities = crate::route::Capabilities::unknown(address);
             capabilities.openpgp = openpgp;
+            capabilities.portal = self.portal_enrolled();
             capabilities.smime =
                 self.smime_recipient_certificate(address)
                     .await

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use super::PortalDelivery;
 use super::{Method, Session, SessionError};
 use crate::audit::{self, AuditDraft};
 use crate::compose::Draft;
@@ -33,8 +34,11 @@ pub struct GroupOutcome {
     /// Whether this is a Bcc recipient's own transaction.
     pub bcc: bool,
     /// Whether the copy was submitted (and, for the first group, filed in
-    /// Sent), or why not.
+    /// Sent), or why not. For a portal group, the copy is the notice.
     pub result: Result<(), Arc<SessionError>>,
+    /// For a portal group: the uploaded message and the code to give the
+    /// recipient.
+    pub portal: Option<PortalDelivery>,
 }
 
 impl Session {
@@ -69,18 +73,54 @@ impl Session {
             .map_err(|problem| SealError::Crypto(format!("cannot send: {problem}")))?;
 
         let mut copies = Vec::with_capacity(groups.len());
+        let mut prepared = Vec::new();
         for (position, group) in groups.iter().enumerate() {
-            let raw = self
-                .build_group(&draft, &message_id, date_unix, group, sign)
+            let raw = if group.sealing == Sealing::Portal {
+                let session = self.clone();
+                let (draft, id, recipient) = (
+                    draft.clone(),
+                    message_id.clone(),
+                    group.recipients[0].clone(),
+                );
+                // Sealing runs PBKDF2 with 600,000 iterations.
+                let portal = super::unblock(move || {
+                    session.prepare_portal(&draft, &id, &recipient, date_unix)
+                })
                 .await?;
+                let notice = portal.notice.clone();
+                prepared.push((position, portal));
+                notice
+            } else {
+                self.build_group(&draft, &message_id, date_unix, group, sign)
+                    .await?
+            };
             copies.push(GroupCopy {
                 message_id: message_id.clone(),
                 position,
                 raw,
                 recipients: group.recipients.clone(),
-                sent_copy: position == 0,
+                // NOTE: a message to portal recipients only files no copy
+                // in Sent, because its only copies are notices.
+                sent_copy: position == 0 && group.sealing != Sealing::Portal,
                 require_tls: group.require_tls,
             });
+        }
+
+        // Uploads come before any copy is queued, so a portal that cannot
+        // be reached leaves nothing half sent.
+        let mut deliveries = Vec::with_capacity(prepared.len());
+        for (position, portal) in &prepared {
+            match self.upload_portal(portal).await {
+                Ok(delivery) => deliveries.push((*position, delivery)),
+                Err(error) => {
+                    for (_, uploaded) in &deliveries {
+                        if let Err(revoke) = self.portal_revoke(&uploaded.portal_id).await {
+                            tracing::warn!(account = %self.account.id, error = %revoke, "an uploaded portal message could not be revoked");
+                        }
+                    }
+                    return Err(error);
+                }
+            }
         }
 
         let ids = self.enqueue_groups(copies, &audit).await?;
@@ -90,7 +130,7 @@ impl Session {
             "message queued as one transaction per method group"
         );
         let mut outcomes = Vec::with_capacity(ids.len());
-        for (id, group) in ids.into_iter().zip(groups) {
+        for (position, (id, group)) in ids.into_iter().zip(groups).enumerate() {
             let result = self.resend(id, false).await.map_err(Arc::new);
             if result.is_err() {
                 // The error text is not logged: the server's reply can name
@@ -103,6 +143,10 @@ impl Session {
                 sealing: group.sealing,
                 bcc: group.bcc,
                 result,
+                portal: deliveries
+                    .iter()
+                    .find(|(at, _)| *at == position)
+                    .map(|(_, delivery)| delivery.clone()),
             });
         }
         Ok(outcomes)
@@ -122,6 +166,12 @@ impl Session {
             (Sealing::Openpgp, _) => (Method::Openpgp, true),
             (Sealing::Smime, _) => (Method::Smime, true),
             (Sealing::Clear, Some(method)) => (method, false),
+            (Sealing::Portal, _) => {
+                return Err(SealError::Crypto(
+                    "a portal copy is sealed for the portal, not as mail".to_owned(),
+                )
+                .into());
+            }
             (Sealing::Clear, None) => {
                 let draft = draft.clone();
                 let message_id = message_id.to_owned();

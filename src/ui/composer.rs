@@ -166,6 +166,20 @@ enum State {
         /// group, so that Retry resends only the failed ones.
         groups: Vec<GroupOutcome>,
     },
+    /// Sent, with copies through the portal: the codes to give the
+    /// recipients stay on screen until the user closes the composer.
+    Delivered {
+        /// Each portal recipient with their code and the expiry date.
+        codes: Vec<PortalCode>,
+    },
+}
+
+/// A portal recipient's code, shown after sending.
+#[derive(Clone, Debug)]
+pub(super) struct PortalCode {
+    pub recipient: String,
+    pub code: Option<Secret>,
+    pub expires: i64,
 }
 
 /// The composer screen.
@@ -526,9 +540,10 @@ impl Composer {
                     (self.sign, self.encrypt, self.method) = (true, true, Method::Smime);
                 }
                 Some(Sealing::Clear) => self.encrypt = false,
-                // Several methods at once: each copy is encrypted by its own
-                // route and signed, so the switches do not apply.
-                None => self.sign = true,
+                // Several methods at once, or the portal: each copy is
+                // encrypted by its own route and signed, so the switches do
+                // not apply.
+                Some(Sealing::Portal) | None => self.sign = true,
             }
         }
         self.plan = Some(plan);
@@ -1070,6 +1085,7 @@ impl Composer {
         let message_id = self.message_id.clone();
         match &self.state {
             State::Sending
+            | State::Delivered { .. }
             | State::Queued {
                 uncertain: true, ..
             } => Task::none(),
@@ -1245,6 +1261,19 @@ impl Composer {
         let failed: Vec<&GroupOutcome> = groups.iter().filter(|g| !group_submitted(g)).collect();
         if failed.is_empty() {
             tracing::info!(account = %self.session.account.id, groups = groups.len(), "message sent per method group");
+            let codes: Vec<PortalCode> = groups
+                .iter()
+                .filter_map(|group| group.portal.as_ref())
+                .map(|delivery| PortalCode {
+                    recipient: delivery.recipient.clone(),
+                    code: delivery.code.clone(),
+                    expires: delivery.expires,
+                })
+                .collect();
+            if !codes.is_empty() {
+                self.state = State::Delivered { codes };
+                return None;
+            }
             return Some(Event::Sent(format!(
                 "Message sent as {} copies, one per delivery method.",
                 groups.len()
@@ -1369,6 +1398,12 @@ impl Composer {
     fn close(&mut self) -> Option<Event> {
         if matches!(self.state, State::Sending) {
             return None;
+        }
+        if let State::Delivered { codes } = &self.state {
+            return Some(Event::Sent(format!(
+                "Message sent; {} through the secure portal.",
+                codes.len()
+            )));
         }
         if self.edited && self.is_editable() {
             self.confirm_close = true;

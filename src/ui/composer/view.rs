@@ -320,7 +320,7 @@ impl Composer {
         let can_send = match &self.state {
             State::Editing => self.route_problem().is_none() && self.unresolved().next().is_none(),
             State::Queued { uncertain, .. } => !uncertain,
-            State::Sending => false,
+            State::Sending | State::Delivered { .. } => false,
         };
         let send_label = if matches!(self.state, State::Queued { .. }) {
             "Retry (Ctrl+Enter)"
@@ -374,6 +374,40 @@ impl Composer {
             return Some(
                 container(ask)
                     .padding(8)
+                    .width(Fill)
+                    .style(style::note)
+                    .into(),
+            );
+        }
+        if let State::Delivered { codes } = &self.state {
+            let mut block = column![
+                text("Sent. Give each recipient below their code by phone or SMS; the notice e-mail does not contain it.")
+                    .font(style::BOLD)
+            ]
+            .spacing(6);
+            for code in codes {
+                let expires = format::day(code.expires);
+                let line = match &code.code {
+                    Some(digits) => format!(
+                        "{}: code {} (the message can be read until {expires})",
+                        code.recipient,
+                        digits.expose()
+                    ),
+                    None => format!(
+                        "{}: the passphrase agreed with them (until {expires})",
+                        code.recipient
+                    ),
+                };
+                block = block.push(text(line).size(style::HEADING));
+            }
+            block = block.push(
+                text("Wardmail does not show the code again. A new code can be issued from the Outbox's portal list.")
+                    .size(style::SMALL)
+                    .style(style::muted_text),
+            );
+            return Some(
+                container(block)
+                    .padding(10)
                     .width(Fill)
                     .style(style::note)
                     .into(),

@@ -14,6 +14,7 @@ mod keys;
 mod live;
 mod mailbox;
 mod outbox;
+mod portal;
 mod setup;
 mod shortcuts;
 mod status;
@@ -104,6 +105,7 @@ enum Overlay {
     Outbox(Box<Outbox>),
     Keys(Box<Keys>),
     Audit(Box<Audit>),
+    Portal(Box<portal::Portal>),
     Settings(Box<Setup>),
 }
 
@@ -119,6 +121,11 @@ enum Message {
     Outbox(outbox::Message),
     Keys(keys::Message),
     Audit(audit::Message),
+    Portal(portal::Message),
+    /// Time to fetch the secure portal's events and replies.
+    PortalTick,
+    /// Fetching them ended.
+    PortalChecked(Result<wardmail::session::PortalSync, Arc<SessionError>>),
     Shortcut(Shortcut),
     /// Read the settings and open the account again.
     Retry,
@@ -166,6 +173,9 @@ impl PolicyState {
         }
     }
 }
+
+/// How often the window fetches the secure portal's events and replies.
+const PORTAL_CHECK: std::time::Duration = std::time::Duration::from_secs(120);
 
 struct App {
     profile: Result<Profile, Arc<AccountError>>,
@@ -230,6 +240,9 @@ impl App {
         ];
         if let Screen::Mailbox(mailbox) = &self.screen {
             subscriptions.push(mailbox.subscription().map(Message::Mailbox));
+            if mailbox.session().portal_enrolled() {
+                subscriptions.push(iced::time::every(PORTAL_CHECK).map(|_| Message::PortalTick));
+            }
         }
         Subscription::batch(subscriptions)
     }
@@ -247,6 +260,23 @@ impl App {
             Message::Mailbox(message) => self.mailbox_message(message),
             Message::Composer(message) => self.composer_message(message),
             Message::Outbox(message) => self.outbox_message(message),
+            Message::Portal(message) => self.portal_message(message),
+            Message::PortalTick => self.check_portal(),
+            Message::PortalChecked(result) => {
+                match result {
+                    Ok(sync) if sync.replies > 0 => {
+                        if let Screen::Mailbox(mailbox) = &mut self.screen {
+                            mailbox.notice(format!(
+                                "{} replies arrived through the secure portal.",
+                                sync.replies
+                            ));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "checking the secure portal failed"),
+                }
+                Task::none()
+            }
             Message::Keys(message) => self.keys_message(message),
             Message::Audit(message) => self.audit_message(message),
             Message::Shortcut(shortcut) => self.shortcut(shortcut),
@@ -448,6 +478,11 @@ impl App {
                 self.overlay = Some(Overlay::Keys(Box::new(keys)));
                 Task::batch([task, load.map(Message::Keys)])
             }
+            mailbox::Event::OpenPortal => {
+                let (portal, load) = portal::Portal::new(session);
+                self.overlay = Some(Overlay::Portal(Box::new(portal)));
+                Task::batch([task, load.map(Message::Portal)])
+            }
             mailbox::Event::OpenAudit => {
                 let (audit, load) = Audit::new(session);
                 self.overlay = Some(Overlay::Audit(Box::new(audit)));
@@ -513,6 +548,33 @@ impl App {
         }
     }
 
+    /// Fetches the portal's events and replies in the background; the
+    /// Secure portal screen does the same on its own when it is open.
+    fn check_portal(&mut self) -> Task<Message> {
+        let Screen::Mailbox(mailbox) = &self.screen else {
+            return Task::none();
+        };
+        if matches!(self.overlay, Some(Overlay::Portal(_))) {
+            return Task::none();
+        }
+        let session = mailbox.session().clone();
+        Task::perform(
+            async move { session.portal_sync().await.map_err(Arc::new) },
+            Message::PortalChecked,
+        )
+    }
+
+    fn portal_message(&mut self, message: portal::Message) -> Task<Message> {
+        let Some(Overlay::Portal(portal)) = &mut self.overlay else {
+            return Task::none();
+        };
+        let (task, event) = portal.update(message);
+        match event {
+            Some(portal::Event::Closed) => self.close_overlay(None),
+            None => task.map(Message::Portal),
+        }
+    }
+
     fn keys_message(&mut self, message: keys::Message) -> Task<Message> {
         let Some(Overlay::Keys(keys)) = &mut self.overlay else {
             return Task::none();
@@ -559,6 +621,10 @@ impl App {
             },
             (Some(Overlay::Keys(_)), _) => match shortcut {
                 Shortcut::Escape => Message::Keys(keys::Message::Close),
+                _ => return Task::none(),
+            },
+            (Some(Overlay::Portal(_)), _) => match shortcut {
+                Shortcut::Escape => Message::Portal(portal::Message::Close),
                 _ => return Task::none(),
             },
             (Some(Overlay::Audit(_)), _) => match shortcut {
@@ -654,6 +720,7 @@ impl App {
                     Some(Overlay::Outbox(outbox)) => outbox.view().map(Message::Outbox),
                     Some(Overlay::Keys(keys)) => keys.view().map(Message::Keys),
                     Some(Overlay::Audit(audit)) => audit.view().map(Message::Audit),
+                    Some(Overlay::Portal(portal)) => portal.view().map(Message::Portal),
                     Some(Overlay::Settings(setup)) => setup.view().map(Message::Settings),
                     None => mailbox.view().map(Message::Mailbox),
                 };

@@ -134,6 +134,8 @@ pub enum Message {
     OpenKeys,
     /// Show the audit log.
     OpenAudit,
+    /// Show the messages sent through the secure portal.
+    OpenPortal,
     /// Show the account settings.
     OpenSettings,
     /// The status bar.
@@ -151,6 +153,8 @@ pub enum Event {
     OpenKeys,
     /// Show the audit log.
     OpenAudit,
+    /// Show the messages sent through the secure portal.
+    OpenPortal,
     /// Show the account settings.
     OpenSettings,
 }
@@ -271,6 +275,7 @@ impl Mailbox {
             Message::OpenOutbox => return (Task::none(), Some(Event::OpenOutbox)),
             Message::OpenKeys => return (Task::none(), Some(Event::OpenKeys)),
             Message::OpenAudit => return (Task::none(), Some(Event::OpenAudit)),
+            Message::OpenPortal => return (Task::none(), Some(Event::OpenPortal)),
             Message::OpenSettings => return (Task::none(), Some(Event::OpenSettings)),
             Message::Status(message) => {
                 self.status.update(message);
@@ -638,11 +643,18 @@ impl Mailbox {
                 })
                 .on_press(Message::OpenOutbox),
             style::tool("Keys", Some(Message::OpenKeys)),
-            style::tool("Audit log", Some(Message::OpenAudit)),
-            style::tool("Account settings", Some(Message::OpenSettings)),
         ]
         .spacing(8)
         .align_y(iced::Center);
+        // The portal's screen exists only once this device is enrolled.
+        let bar = if self.session.portal_enrolled() {
+            bar.push(style::tool("Secure portal", Some(Message::OpenPortal)))
+        } else {
+            bar
+        };
+        let bar = bar
+            .push(style::tool("Audit log", Some(Message::OpenAudit)))
+            .push(style::tool("Account settings", Some(Message::OpenSettings)));
         container(bar)
             .padding([6, 10])
             .width(Fill)

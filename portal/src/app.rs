@@ -1,12 +1,13 @@
 //! The HTTP application: shared state, the router and the JSON error
-//! answers. The endpoints are in [`crate::recipient`], [`crate::device`]
+//! responses. The endpoints are in [`crate::recipient`], [`crate::device`]
 //! and [`crate::page`].
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
@@ -48,6 +49,7 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .route("/api/v1/replies", get(device::replies::<S>))
         .fallback(page::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(reject_declared_oversize))
         .layer(axum::middleware::from_fn_with_state(
             hsts,
             page::security_headers,
@@ -55,7 +57,26 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .with_state(app)
 }
 
-/// An error answer: a status and a JSON object, `{"error": "..."}` unless
+/// Rejects with 413 at once a request whose `Content-Length` is over
+/// [`MAX_BODY_BYTES`], because the body limit alone would first read up to
+/// the limit. Bodies without a length are cut at the limit while read.
+async fn reject_declared_oversize(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over the limit of {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// An error response: a status and a JSON object, `{"error": "..."}` unless
 /// the scheme fixes other fields.
 #[derive(Debug)]
 pub struct ApiError {
@@ -64,7 +85,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An answer with `{"error": message}`.
+    /// Creates a response with `{"error": message}`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -72,7 +93,7 @@ impl ApiError {
         }
     }
 
-    /// An answer with a JSON body of the caller's making.
+    /// Creates a response with a JSON body of the caller's making.
     pub fn with_body(status: StatusCode, body: serde_json::Value) -> Self {
         Self { status, body }
     }
@@ -87,7 +108,7 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "no message with this id")
     }
 
-    /// The status code.
+    /// Returns the status code.
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -109,7 +130,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Parses a JSON request body, naming the problem in a 400 answer. The
+/// Parses a JSON request body, naming the problem in a 400 response. The
 /// parser's message can quote part of the input, so it goes only to the
 /// client, never to the log.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

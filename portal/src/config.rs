@@ -43,11 +43,11 @@ pub struct Config {
     /// Certificate chain and private key (PEM) for HTTPS; `None` serves
     /// plain HTTP, for use behind a reverse proxy that terminates TLS.
     pub tls: Option<TlsFiles>,
-    /// How recipients reach the clinic, shown on the page and on the "gone"
-    /// page when a message has expired or was revoked.
+    /// Clinic contact text, shown on the page and on the "gone" page when
+    /// a message has expired or was revoked.
     pub contact: String,
-    /// The most wrong codes a message allows before it locks; an upload
-    /// may ask for fewer.
+    /// Maximum number of wrong codes a message allows before it locks. An
+    /// upload may ask for fewer.
     pub max_attempts: u32,
     /// Days until a message expires when its upload sets no `expires_at`.
     pub expiry_days: u32,
@@ -77,7 +77,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Why a configuration file cannot be used.
+/// Reason a configuration file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
@@ -103,7 +103,7 @@ pub enum ConfigError {
         path: PathBuf,
         /// The key.
         key: &'static str,
-        /// What is wrong and how to fix it.
+        /// Description of the problem and its fix.
         reason: String,
     },
 }

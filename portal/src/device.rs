@@ -1,7 +1,7 @@
 //! The desktop's endpoints under `/api/v1/`: enrolment with a one-time
 //! token, and the signed requests (RFC 9421) that upload and manage
 //! messages and fetch events and replies. A device sees and changes only
-//! its own messages; another device's message answers 404, as if absent.
+//! its own messages; another device's message gets 404, as if absent.
 
 use std::sync::Arc;
 
@@ -27,13 +27,13 @@ const WRAPPED_KEY_BYTES: usize = SEAL_OVERHEAD + 32;
 /// from running for minutes.
 const ITERATIONS: std::ops::RangeInclusive<u32> = 1..=10_000_000;
 
-/// Most events in one answer to `GET /api/v1/events`.
+/// Maximum number of events in one response to `GET /api/v1/events`.
 const EVENTS_PER_PAGE: u32 = 500;
 
-/// Most replies in one answer to `GET /api/v1/replies`.
+/// Maximum number of replies in one response to `GET /api/v1/replies`.
 const REPLIES_PER_PAGE: u32 = 50;
 
-/// Ciphertext bytes after which an answer to `GET /api/v1/replies` stops
+/// Ciphertext bytes after which a response to `GET /api/v1/replies` stops
 /// (it always holds at least one reply).
 const REPLY_PAGE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -337,7 +337,7 @@ pub async fn reissue<S: Store>(
 }
 
 /// `POST /api/v1/messages/{id}/revoke`: deletes the ciphertext; the link
-/// then answers 410.
+/// then returns 410.
 pub async fn revoke<S: Store>(
     State(app): State<Arc<App<S>>>,
     Path(id): Path<String>,

@@ -1,5 +1,5 @@
 //! The recipient's page and its assets, compiled into the binary, the
-//! "gone" and "not found" pages, and the security headers on every answer.
+//! "gone" and "not found" pages, and the security headers on every response.
 
 use std::sync::Arc;
 
@@ -18,11 +18,11 @@ const APP_CSS: &str = include_str!("../assets/app.css");
 const APP_JS: &str = include_str!("../assets/app.js");
 const SCHEME_JS: &str = include_str!("../assets/scheme.js");
 
-/// The Content-Security-Policy of every answer: scripts and styles only
+/// The Content-Security-Policy of every response: scripts and styles only
 /// from the portal itself, nothing inline, no framing, no form posts.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// Adds the security headers of the scheme to every answer, and
+/// Adds the security headers of the scheme to every response, and
 /// Strict-Transport-Security (one year) when `hsts` is set, that is when
 /// the public URL is HTTPS.
 pub async fn security_headers(State(hsts): State<bool>, request: Request, next: Next) -> Response {

@@ -129,7 +129,7 @@ pub async fn reply<S: Store>(
     Ok((StatusCode::CREATED, Json(json!({ "seq": seq }))).into_response())
 }
 
-/// The answer to a verifier that was not accepted, logged by cause.
+/// Builds the response to a rejected verifier and logs the cause.
 fn refused(id: &str, refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::Wrong { attempts_left } => {

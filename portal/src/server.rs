@@ -25,7 +25,7 @@ pub const ENROL_TOKEN_SECONDS: i64 = 24 * 60 * 60;
 /// Seconds a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why the server cannot start or stopped.
+/// Failure to start or run the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The listen address cannot be bound.
@@ -41,7 +41,7 @@ pub enum ServerError {
     Tls {
         /// The file.
         path: std::path::PathBuf,
-        /// What is wrong.
+        /// Description of the problem.
         reason: String,
     },
     /// Serving failed.
@@ -77,7 +77,7 @@ impl Bound {
         Ok(Self { listener, tls })
     }
 
-    /// The bound address (with the port the system chose for port 0).
+    /// Returns the bound address, with the port the system chose for port 0.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }

@@ -27,7 +27,7 @@ pub const CLOCK_SKEW_SECONDS: i64 = 300;
 /// Longest accepted nonce, in characters.
 const MAX_NONCE_CHARS: usize = 128;
 
-/// Why a signed request is rejected. The text goes to the client, so it
+/// Reason a signed request is rejected. The text goes to the client, so it
 /// names the problem and never echoes a signature.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
@@ -39,7 +39,7 @@ pub enum SignatureError {
     Malformed {
         /// The header field.
         field: &'static str,
-        /// What is wrong.
+        /// Description of the problem.
         reason: String,
     },
     /// The body does not match `Content-Digest`.
@@ -148,7 +148,7 @@ impl SignedRequest {
             .map_err(|_| SignatureError::Invalid)
     }
 
-    /// The signature base, for tests and for debugging a client.
+    /// Returns the signature base, for tests and for debugging a client.
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -280,7 +280,7 @@ fn check_digest(text: &str, body: &[u8]) -> Result<(), SignatureError> {
     Ok(())
 }
 
-/// The `Content-Digest` field value for `body`.
+/// Formats the `Content-Digest` field value for `body`.
 pub fn content_digest(body: &[u8]) -> String {
     format!("sha-256=:{}:", STANDARD.encode(crate::wire::sha256(body)))
 }

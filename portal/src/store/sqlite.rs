@@ -2,9 +2,9 @@
 //! through `spawn_blocking`.
 //!
 //! `secure_delete` is on, so deleted ciphertext is overwritten with zeros
-//! in the database file instead of lingering in free pages, and the WAL is
-//! checkpointed and truncated after each deletion of ciphertext so that the
-//! old pages do not linger there either.
+//! in the database file instead of lingering in free pages. After each
+//! deletion of ciphertext the WAL is checkpointed and truncated, so the old
+//! pages do not linger there either.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{self, ApiError, App, MAX_SEALED_BYTES};
+use crate::app::{self, ApiError, App, Json, MAX_SEALED_BYTES};
 use crate::config::MAX_EXPIRY_DAYS;
 use crate::recipient::SEAL_OVERHEAD;
 use crate::signature::{self, SignatureHeaders};

@@ -31,7 +31,7 @@ enum Command {
     },
     /// Print a one-time token that enrols one desktop within 24 hours.
     EnrolToken {
-        /// A name for the desktop, shown in the database (for example the
+        /// A name for the desktop, stored as its label (for example the
         /// workstation or the person).
         #[arg(long, value_name = "NAME")]
         label: String,
@@ -100,32 +100,14 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|error| error.to_string())?;
     let app = Arc::new(App { store, config });
+    // NOTE: SIGTERM and Ctrl-C end the process at once, without draining
+    // requests in flight, because tokio's "signal" feature is left out (see
+    // portal/Cargo.toml). Each request's database work is one transaction,
+    // so nothing is left half-written, and a failed upload can be sent again.
     bound
-        .serve(app, shutdown_signal())
+        .serve(app, std::future::pending())
         .await
-        .map_err(|error| error.to_string())?;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch for SIGTERM; stop with Ctrl-C");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down");
+        .map_err(|error| error.to_string())
 }
 
 async fn enrol_token(config: Config, label: &str) -> Result<(), String> {

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{self, ApiError, App, MAX_SEALED_BYTES};
+use crate::app::{self, ApiError, App, Json, MAX_SEALED_BYTES};
 use crate::store::{Refusal, Status, Store};
 use crate::wire::{self, short_id};
 

@@ -150,12 +150,20 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServerError> {
 struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     address: SocketAddr,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsListener {
+    /// Stops accepting, which closes the listening socket.
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
 }
 
 impl TlsListener {
     fn start(listener: TcpListener, acceptor: TlsAcceptor, address: SocketAddr) -> Self {
         let (sender, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             loop {
                 let (stream, peer) = match listener.accept().await {
                     Ok(accepted) => accepted,
@@ -178,7 +186,11 @@ impl TlsListener {
                 });
             }
         });
-        Self { ready, address }
+        Self {
+            ready,
+            address,
+            accepting,
+        }
     }
 }
 
@@ -189,8 +201,9 @@ impl axum::serve::Listener for TlsListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.ready.recv().await {
             Some(connection) => connection,
-            // The accepting task never ends, so the channel stays open;
-            // should it close, wait for shutdown rather than spin.
+            // The accepting task ends only when this listener is dropped, so
+            // the channel stays open; should it close, wait for shutdown
+            // rather than spin.
             None => std::future::pending().await,
         }
     }

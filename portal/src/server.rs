@@ -7,12 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::app::{self, App};
 use crate::config::{Config, TlsFiles};
@@ -22,8 +24,12 @@ use crate::wire;
 /// Seconds an enrolment token stays valid.
 pub const ENROL_TOKEN_SECONDS: i64 = 24 * 60 * 60;
 
-/// Seconds a client has to finish the TLS handshake.
+/// Time a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time a client has to send a request's header section, so that idle or
+/// trickling connections (slowloris) are closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Failure to start or run the server.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +50,7 @@ pub enum ServerError {
         /// Description of the problem.
         reason: String,
     },
-    /// Serving failed.
+    /// The listening socket failed.
     #[error("cannot serve HTTP: {0}")]
     Serve(std::io::Error),
     /// The system random number generator failed.
@@ -82,7 +88,10 @@ impl Bound {
         self.listener.local_addr()
     }
 
-    /// Serves `app` and runs the sweeper until `shutdown` completes.
+    /// Serves `app` and runs the sweeper until `shutdown` completes. Each
+    /// connection (and its TLS handshake) runs in its own task, so a slow
+    /// client holds up no other. Connections open at shutdown are not
+    /// waited for.
     pub async fn serve<S: Store>(
         self,
         app: Arc<App<S>>,
@@ -94,23 +103,57 @@ impl Bound {
             Duration::from_secs(app.config.sweep_interval_seconds),
         ));
         let router = app::router(app);
-        let result = match self.tls {
-            None => {
-                tracing::info!(%address, "serving HTTP");
-                axum::serve(self.listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(acceptor) => {
-                tracing::info!(%address, "serving HTTPS");
-                let listener = TlsListener::start(self.listener, acceptor, address);
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        };
+        let scheme = if self.tls.is_some() { "HTTPS" } else { "HTTP" };
+        tracing::info!(%address, scheme, "serving");
+
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Typically too many open files; pausing lets
+                    // connections close instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            tokio::spawn(handle_connection(stream, self.tls.clone(), router.clone()));
+        }
         sweeper.abort();
-        result.map_err(ServerError::Serve)
+        Ok(())
+    }
+}
+
+/// Runs the TLS handshake if configured, then serves HTTP/1.1 on the
+/// connection.
+async fn handle_connection(stream: TcpStream, tls: Option<TlsAcceptor>, router: Router) {
+    let Some(acceptor) = tls else {
+        serve_connection(stream, router).await;
+        return;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_connection(stream, router).await,
+        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
+}
+
+async fn serve_connection<I>(io: I, router: Router)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router))
+        .await;
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
     }
 }
 
@@ -143,74 +186,6 @@ fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ServerError> {
             )
         })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Accepts TCP connections and runs each TLS handshake in its own task,
-/// so a slow or silent client cannot hold up the others.
-struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    address: SocketAddr,
-    accepting: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TlsListener {
-    /// Stops accepting, which closes the listening socket.
-    fn drop(&mut self) {
-        self.accepting.abort();
-    }
-}
-
-impl TlsListener {
-    fn start(listener: TcpListener, acceptor: TlsAcceptor, address: SocketAddr) -> Self {
-        let (sender, ready) = mpsc::channel(64);
-        let accepting = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot accept a connection");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = sender.send((tls, peer)).await;
-                        }
-                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Self {
-            ready,
-            address,
-            accepting,
-        }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(connection) => connection,
-            // The accepting task ends only when this listener is dropped, so
-            // the channel stays open; should it close, wait for shutdown
-            // rather than spin.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.address)
-    }
 }
 
 /// Runs [`Store::sweep`] every `interval`, logging counts and failures.

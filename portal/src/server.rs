@@ -143,6 +143,9 @@ async fn handle_connection(stream: TcpStream, tls: Option<TlsAcceptor>, router: 
     }
 }
 
+// NOTE: only the request header has a deadline. A client that trickles a
+// body keeps its connection and task until it finishes; a reverse proxy
+// with a body timeout, or a per-request timeout here, would bound that.
 async fn serve_connection<I>(io: I, router: Router)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,

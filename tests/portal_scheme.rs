@@ -48,7 +48,7 @@ fn envelope() -> Envelope {
 fn options(iterations: u32) -> SealOptions {
     SealOptions {
         iterations,
-        expires_at: "2026-12-18T10:00:00Z".into(),
+        expires_at: 1_797_588_000,
         max_attempts: 5,
     }
 }

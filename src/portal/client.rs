@@ -282,12 +282,12 @@ impl PortalClient {
             .map(drop)
     }
 
-    /// Sets a message's expiry, RFC 3339 in UTC.
+    /// Sets a message's expiry, Unix seconds.
     pub async fn extend(
         &self,
         device: &Device,
         id: &str,
-        expires_at: &str,
+        expires_at: i64,
     ) -> Result<(), ClientError> {
         let path = format!("/api/v1/messages/{id}/extend");
         let body = serde_json::json!({ "expires_at": expires_at }).to_string();

@@ -82,8 +82,8 @@ struct ReplyAddress {
 pub struct SealOptions {
     /// The PBKDF2 iteration count N.
     pub iterations: u32,
-    /// When the portal deletes the message, RFC 3339 in UTC.
-    pub expires_at: String,
+    /// When the portal deletes the message, Unix seconds.
+    pub expires_at: i64,
     /// Wrong verifiers before the message locks.
     pub max_attempts: u32,
 }
@@ -103,8 +103,8 @@ pub struct Upload {
     pub verifier_hash: String,
     /// `nonce || AES-256-GCM(K, envelope JSON) || tag`, base64url.
     pub envelope: String,
-    /// When the portal deletes the message, RFC 3339 in UTC.
-    pub expires_at: String,
+    /// When the portal deletes the message, Unix seconds.
+    pub expires_at: i64,
     /// Wrong verifiers before the message locks.
     pub max_attempts: u32,
     /// How to reach the clinic, shown on the page before unlocking.
@@ -227,7 +227,7 @@ pub fn seal(
         wrapped_key: wrapped.body.wrapped_key,
         verifier_hash: wrapped.body.verifier_hash,
         envelope: encode(&sealed_envelope),
-        expires_at: options.expires_at.clone(),
+        expires_at: options.expires_at,
         max_attempts: options.max_attempts,
         contact: envelope.contact.clone(),
     };

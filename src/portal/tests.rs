@@ -37,7 +37,7 @@ fn envelope() -> Envelope {
 fn options() -> SealOptions {
     SealOptions {
         iterations: TEST_ITERATIONS,
-        expires_at: "2026-12-18T10:00:00Z".into(),
+        expires_at: 1_797_588_000,
         max_attempts: 5,
     }
 }

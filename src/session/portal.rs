@@ -237,7 +237,7 @@ impl Session {
         };
         let options = SealOptions {
             iterations: portal::DEFAULT_ITERATIONS,
-            expires_at: rfc3339(expires),
+            expires_at: expires,
             max_attempts: MAX_ATTEMPTS,
         };
         let sealed =
@@ -485,7 +485,7 @@ impl Session {
         let (client, device) = self.portal_device().await?;
         let expires = unix_now() + i64::from(days) * 86_400;
         client
-            .extend(&device, portal_id, &rfc3339(expires))
+            .extend(&device, portal_id, expires)
             .await
             .map_err(PortalSendError::from)?;
         self.note_portal_action(portal_id, "extended", Some(expires))

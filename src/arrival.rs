@@ -71,8 +71,14 @@ pub struct ArrivalSecurity {
 
 /// Works out the arrival security of `raw` from its protection report and
 /// its Received fields. `own_hosts` lists the user's provider's host names
-/// (see [`own_hosts`]).
-pub fn arrival(report: &ProtectionReport, raw: &[u8], own_hosts: &[String]) -> ArrivalSecurity {
+/// (see [`own_hosts`]); `portal_url` is the clinic portal's address, when
+/// one is configured, whose notices are recognised by their link.
+pub fn arrival(
+    report: &ProtectionReport,
+    raw: &[u8],
+    own_hosts: &[String],
+    portal_url: Option<&str>,
+) -> ArrivalSecurity {
     let encrypted = match report.encrypted {
         Encryption::Openpgp => Some(ArrivalEncryption::Openpgp),
         Encryption::Smime => Some(ArrivalEncryption::Smime),
@@ -83,15 +89,28 @@ pub fn arrival(report: &ProtectionReport, raw: &[u8], own_hosts: &[String]) -> A
         .next()
         .map(|signature| signature.status);
 
-    // NOTE: no portal exists yet, so a portal notice is never recognised and
-    // such a notice counts as ordinary mail until the portal is configured.
+    let portal_notice = encrypted.is_none()
+        && portal_url
+            .is_some_and(|url| portal_link(&crate::message::parse(raw).text, url).is_some());
     ArrivalSecurity {
         encrypted,
         signed,
         tls_into_provider: tls_into_provider(raw, own_hosts),
-        portal_notice: false,
+        portal_notice,
         portal_reply: false,
     }
+}
+
+/// Returns the first link in `text` to a message on the portal at
+/// `portal_url` (`{portal_url}/m/{id}#{secret}`), as a notice carries it.
+pub fn portal_link(text: &str, portal_url: &str) -> Option<String> {
+    let prefix = format!("{}/m/", portal_url.trim_end_matches('/'));
+    let start = text.find(&prefix)?;
+    let link: String = text[start..]
+        .chars()
+        .take_while(|ch| !ch.is_whitespace() && !matches!(ch, '<' | '>' | '"'))
+        .collect();
+    (link.len() > prefix.len()).then_some(link)
 }
 
 /// Lists the host names of the user's own provider: the IMAP and SMTP hosts
@@ -259,6 +278,10 @@ pub fn floor(
         sensitivity = stronger(sensitivity, Sensitivity::Phi);
         reasons.push("sent back through the clinic's secure portal".to_owned());
     }
+    if arrival.portal_notice {
+        sensitivity = stronger(sensitivity, Sensitivity::Phi);
+        reasons.push("a notice of a message in the clinic's secure portal".to_owned());
+    }
     if quotes_decrypted {
         sensitivity = stronger(sensitivity, Sensitivity::Phi);
     }
@@ -276,7 +299,10 @@ pub fn floor(
 
     Floor {
         sensitivity,
-        encrypt: arrival.encrypted.is_some() || arrival.portal_reply || quotes_decrypted,
+        encrypt: arrival.encrypted.is_some()
+            || arrival.portal_reply
+            || arrival.portal_notice
+            || quotes_decrypted,
         prefer: arrival.encrypted,
         tls,
         reason,
@@ -377,7 +403,7 @@ mod tests {
     }
 
     fn plain(raw: &[u8]) -> ArrivalSecurity {
-        arrival(&ProtectionReport::unprotected(), raw, &own())
+        arrival(&ProtectionReport::unprotected(), raw, &own(), None)
     }
 
     #[test]
@@ -411,6 +437,7 @@ mod tests {
             &ProtectionReport::unprotected(),
             &raw,
             &own_hosts(&["127.0.0.1"]),
+            None,
         );
         assert_eq!(security.tls_into_provider, Some(true));
     }
@@ -471,14 +498,14 @@ mod tests {
             digest_algorithm: None,
             signing_time: None,
         });
-        let security = arrival(&report, &message(&[]), &own());
+        let security = arrival(&report, &message(&[]), &own(), None);
         assert_eq!(security.encrypted, Some(ArrivalEncryption::Smime));
         assert_eq!(security.signed, Some(SignatureStatus::Good));
         assert!(!security.portal_notice);
 
         report.encrypted = Encryption::Openpgp;
         report.signatures[0].scope = SignatureScope::Ciphertext;
-        let security = arrival(&report, &message(&[]), &own());
+        let security = arrival(&report, &message(&[]), &own(), None);
         assert_eq!(security.encrypted, Some(ArrivalEncryption::Openpgp));
         assert_eq!(security.signed, None);
     }
@@ -574,6 +601,41 @@ mod tests {
             &[Method::Openpgp, Method::Smime, Method::Portal]
         );
         assert!(methods.contains(&Method::Tls));
+    }
+
+    #[test]
+    fn portal_notice_recognised_by_link() {
+        let notice = b"From: nurse@clinic.example\r\nTo: p@mail.example\r\nSubject: Secure message\r\n\r\nOpen it:\r\nhttps://portal.clinic.example/m/AAAAAAAAAAAAAAAAAAAAAA#secret-part\r\n";
+        let security = arrival(
+            &ProtectionReport::unprotected(),
+            notice,
+            &own(),
+            Some("https://portal.clinic.example/"),
+        );
+        assert!(security.portal_notice);
+        let other = arrival(
+            &ProtectionReport::unprotected(),
+            notice,
+            &own(),
+            Some("https://portal.other.example"),
+        );
+        assert!(!other.portal_notice);
+        assert!(!arrival(&ProtectionReport::unprotected(), notice, &own(), None).portal_notice);
+        assert_eq!(
+            portal_link(
+                "see <https://p.example/m/abc#s3cret> now",
+                "https://p.example"
+            )
+            .as_deref(),
+            Some("https://p.example/m/abc#s3cret")
+        );
+        assert_eq!(
+            portal_link("https://p.example/m/ only", "https://p.example"),
+            None
+        );
+        let floor = floor(&security, None, false);
+        assert!(floor.encrypt);
+        assert!(floor.reason.contains("notice"), "{}", floor.reason);
     }
 
     #[test]

@@ -671,6 +671,7 @@ impl Session {
         let unlocked = self.unlocked_now()?;
         let cache = self.smime_material.clone();
         let own_hosts = self.own_hosts();
+        let portal_url = self.config.portal.url.clone();
         unblock(move || {
             if let Err(error) = keys::note_autocrypt(&store, &me, &raw) {
                 tracing::warn!(account = %account, %error, "Autocrypt state not updated");
@@ -686,7 +687,14 @@ impl Session {
                 harvest(&store, &signers)?;
                 report
             };
-            remember_arrival(&store, &account, &own_hosts, &raw, &report);
+            remember_arrival(
+                &store,
+                &account,
+                &own_hosts,
+                portal_url.as_deref(),
+                &raw,
+                &report,
+            );
             Ok(report)
         })
         .await
@@ -700,7 +708,12 @@ impl Session {
 
     /// Works out how `raw` arrived, from its protection report.
     pub fn arrival(&self, report: &ProtectionReport, raw: &[u8]) -> ArrivalSecurity {
-        arrival::arrival(report, raw, &self.own_hosts())
+        arrival::arrival(
+            report,
+            raw,
+            &self.own_hosts(),
+            self.config.portal.url.as_deref(),
+        )
     }
 
     /// Reads the stored arrival security of the message with `message_id`,
@@ -722,13 +735,14 @@ fn remember_arrival(
     store: &Store,
     account: &str,
     own_hosts: &[String],
+    portal_url: Option<&str>,
     raw: &[u8],
     report: &ProtectionReport,
 ) {
     let Some(message_id) = crate::message::parse_envelope(raw).message_id else {
         return;
     };
-    let mut security = arrival::arrival(report, raw, own_hosts);
+    let mut security = arrival::arrival(report, raw, own_hosts, portal_url);
     // The portal sync marks the replies it adds; reading one keeps the mark.
     if let Ok(Some(stored)) = store.arrival(account, &message_id) {
         security.portal_reply |= stored.portal_reply;

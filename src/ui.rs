@@ -479,7 +479,7 @@ impl App {
                 Task::batch([task, load.map(Message::Keys)])
             }
             mailbox::Event::OpenPortal => {
-                let (portal, load) = portal::Portal::new(session);
+                let (portal, load) = portal::Portal::new(session, self.profile.clone().ok());
                 self.overlay = Some(Overlay::Portal(Box::new(portal)));
                 Task::batch([task, load.map(Message::Portal)])
             }
@@ -571,6 +571,7 @@ impl App {
         let (task, event) = portal.update(message);
         match event {
             Some(portal::Event::Closed) => self.close_overlay(None),
+            Some(portal::Event::Enrolled) => self.reopen(),
             None => task.map(Message::Portal),
         }
     }

@@ -216,6 +216,12 @@ pub async fn plan_reply(
         }
     } else {
         print_text(&floor, &plan, &warnings);
+        if security.portal_notice {
+            println!(
+                "note: the message is a notice from the clinic's secure portal; the message and \
+                 its answer belong in the portal, and an e-mail reply quotes nothing of it"
+            );
+        }
     }
     Ok(if plan.blocked() || !warnings.is_empty() {
         ExitCode::from(EXIT_PLAN_BLOCKED)

@@ -137,6 +137,8 @@ pub enum Message {
     OverrideCancel,
     /// Forget the choice made for a recipient below the floor.
     UndoChoice(String),
+    /// Open the portal link of the notice replied to in the browser.
+    OpenPortalLink,
 }
 
 /// Notifications from the composer to the window.
@@ -247,6 +249,9 @@ pub struct Composer {
     overriding: Option<(String, String)>,
     /// Whether the user took the original's text out.
     quote_removed: bool,
+    /// The portal link of the notice this replies to: the reply belongs in
+    /// the portal, and the e-mail reply quotes nothing.
+    portal_notice_link: Option<String>,
 }
 
 impl Composer {
@@ -255,7 +260,8 @@ impl Composer {
         let account = &session.account;
         let name = (!account.display_name.is_empty()).then_some(account.display_name.as_str());
         let me = Address::new(name, &account.address);
-        let (title, draft) = match &start {
+        let mut portal_notice_link = None;
+        let (title, mut draft) = match &start {
             ComposeStart::New => (
                 "New message",
                 Draft {
@@ -292,6 +298,19 @@ impl Composer {
                 ("Forward", draft)
             }
         };
+        if let ComposeStart::Reply { original, .. } = &start
+            && original.arrival.portal_notice
+        {
+            // A notice carries only the link; the message and its answer
+            // belong in the portal, so nothing of it is quoted.
+            draft.body = String::new();
+            portal_notice_link = session
+                .config
+                .portal
+                .url
+                .as_deref()
+                .and_then(|url| arrival::portal_link(&original.parsed.text, url));
+        }
         let message_id = compose::new_message_id(&account.domain());
         // A reply or forward starts from the floor its original sets: see
         // `with_policy` for how the floor shapes the routes.
@@ -347,6 +366,7 @@ impl Composer {
             override_reasons: Vec::new(),
             overriding: None,
             quote_removed: false,
+            portal_notice_link,
             session,
         }
     }
@@ -916,6 +936,14 @@ impl Composer {
             }
             Message::OverrideCancel => {
                 self.overriding = None;
+                Task::none()
+            }
+            Message::OpenPortalLink => {
+                if let Some(link) = &self.portal_notice_link
+                    && let Err(error) = open_in_browser(link)
+                {
+                    self.problem = Some(format!("The link could not be opened: {error}"));
+                }
                 Task::none()
             }
             Message::UndoChoice(address) => {
@@ -1493,6 +1521,29 @@ async fn resend_groups(
         group.result = session.resend(group.outbox, false).await.map_err(Arc::new);
     }
     Ok(groups)
+}
+
+/// Opens `link` in the default browser, without waiting for it.
+fn open_in_browser(link: &str) -> std::io::Result<()> {
+    let mut command = if cfg!(target_os = "windows") {
+        let mut command = std::process::Command::new("explorer");
+        command.arg(link);
+        command
+    } else if cfg!(target_os = "macos") {
+        let mut command = std::process::Command::new("open");
+        command.arg(link);
+        command
+    } else {
+        let mut command = std::process::Command::new("xdg-open");
+        command.arg(link);
+        command
+    };
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
 }
 
 /// Asks for files and reads them.

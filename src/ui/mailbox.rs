@@ -646,13 +646,8 @@ impl Mailbox {
         ]
         .spacing(8)
         .align_y(iced::Center);
-        // The portal's screen exists only once this device is enrolled.
-        let bar = if self.session.portal_enrolled() {
-            bar.push(style::tool("Secure portal", Some(Message::OpenPortal)))
-        } else {
-            bar
-        };
         let bar = bar
+            .push(style::tool("Secure portal", Some(Message::OpenPortal)))
             .push(style::tool("Audit log", Some(Message::OpenAudit)))
             .push(style::tool("Account settings", Some(Message::OpenSettings)));
         container(bar)

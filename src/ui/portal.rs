@@ -2,11 +2,15 @@
 //! portal with what happened to it (opened, wrong code, locked, replied,
 //! expired, revoked), and Revoke, Keep 14 more days and New code.
 //! **Check now** fetches events and replies; replies go to the Inbox.
+//!
+//! Before this device is enrolled, the screen is the enrolment form: the
+//! portal's address, the one-time token from IT and the clinic's contact.
 
 use std::sync::Arc;
 
-use iced::widget::{Column, button, column, container, row, scrollable, space, text};
+use iced::widget::{Column, button, column, container, row, scrollable, space, text, text_input};
 use iced::{Element, Fill, Task};
+use wardmail::account::{PortalSettings, Profile};
 
 use wardmail::session::{PortalMessage, PortalSync, Session, SessionError};
 
@@ -36,8 +40,25 @@ pub enum Message {
     Reissue(String),
     /// An action ended, with the notice to show.
     Done(Result<String, Arc<SessionError>>),
+    /// An enrolment field changed.
+    Edit(FormField, String),
+    /// Enrol this device with the portal.
+    Enrol,
+    /// Enrolment ended.
+    Enrolled(Result<PortalSettings, Arc<SessionError>>),
     /// Go back to the mailbox.
     Close,
+}
+
+/// A field of the enrolment form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormField {
+    /// The portal's address.
+    Url,
+    /// The one-time token.
+    Token,
+    /// How patients reach the clinic.
+    Contact,
 }
 
 /// Notifications from the portal screen to the window.
@@ -45,12 +66,25 @@ pub enum Message {
 pub enum Event {
     /// Back to the mailbox.
     Closed,
+    /// The device is enrolled and the settings saved; open the account
+    /// again so that they apply.
+    Enrolled,
+}
+
+/// The enrolment form's fields.
+#[derive(Debug, Default)]
+struct Form {
+    url: String,
+    token: String,
+    contact: String,
 }
 
 /// The Secure portal screen.
 #[derive(Debug)]
 pub struct Portal {
     session: Arc<Session>,
+    profile: Option<Profile>,
+    form: Form,
     messages: Option<Vec<PortalMessage>>,
     busy: bool,
     confirm_revoke: Option<String>,
@@ -59,16 +93,29 @@ pub struct Portal {
 }
 
 impl Portal {
-    /// Opens the screen, lists the messages and checks the portal.
-    pub fn new(session: Arc<Session>) -> (Portal, Task<Message>) {
+    /// Opens the screen, lists the messages and checks the portal; before
+    /// enrolment it shows the enrolment form. `profile` is where the
+    /// settings are saved.
+    pub fn new(session: Arc<Session>, profile: Option<Profile>) -> (Portal, Task<Message>) {
+        let form = Form {
+            url: session.config.portal.url.clone().unwrap_or_default(),
+            token: String::new(),
+            contact: session.config.portal.contact.clone(),
+        };
+        let enrolled = session.portal_enrolled();
         let mut portal = Portal {
             session,
+            profile,
+            form,
             messages: None,
             busy: false,
             confirm_revoke: None,
             notice: None,
             problem: None,
         };
+        if !enrolled {
+            return (portal, Task::none());
+        }
         let task = Task::batch([portal.load(), portal.check()]);
         (portal, task)
     }
@@ -155,9 +202,125 @@ impl Portal {
                 }
                 self.load()
             }
+            Message::Edit(field, value) => {
+                match field {
+                    FormField::Url => self.form.url = value,
+                    FormField::Token => self.form.token = value,
+                    FormField::Contact => self.form.contact = value,
+                }
+                Task::none()
+            }
+            Message::Enrol => self.enrol(),
+            Message::Enrolled(Ok(_)) => {
+                self.busy = false;
+                return (Task::none(), Some(Event::Enrolled));
+            }
+            Message::Enrolled(Err(error)) => {
+                self.busy = false;
+                self.problem = Some(status::Problem::new("Enrolling with the portal", &error));
+                Task::none()
+            }
             Message::Close => return (Task::none(), Some(Event::Closed)),
         };
         (task, None)
+    }
+
+    /// Enrols with the token typed, then saves the settings in the
+    /// profile's accounts.toml.
+    fn enrol(&mut self) -> Task<Message> {
+        if self.busy || self.form.url.trim().is_empty() || self.form.token.trim().is_empty() {
+            return Task::none();
+        }
+        let Some(profile) = self.profile.clone() else {
+            return Task::none();
+        };
+        self.busy = true;
+        self.problem = None;
+        let session = self.session.clone();
+        let url = self.form.url.trim().to_owned();
+        let token = self.form.token.trim().to_owned();
+        let contact = self.form.contact.trim().to_owned();
+        Task::perform(
+            async move {
+                let mut settings = session
+                    .portal_enrol(&url, &token, "Wardmail desktop")
+                    .await?;
+                settings.contact = contact;
+                let saved = settings.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut config = profile.load()?;
+                    config.portal = saved;
+                    profile.save(&config)
+                })
+                .await
+                .map_err(|error| SessionError::Task(error.to_string()))??;
+                Ok(settings)
+            },
+            |result: Result<PortalSettings, SessionError>| {
+                Message::Enrolled(result.map_err(Arc::new))
+            },
+        )
+    }
+
+    fn enrol_view(&self) -> Element<'_, Message> {
+        let field =
+            |label: &'static str, placeholder: &'static str, value: &str, which: FormField| {
+                let input = text_input(placeholder, value)
+                    .on_input(move |value| Message::Edit(which, value))
+                    .on_submit(Message::Enrol)
+                    .padding(6)
+                    .secure(which == FormField::Token);
+                row![text(label).font(style::BOLD).width(140), input]
+                    .spacing(8)
+                    .align_y(iced::Center)
+            };
+        let ready = !self.busy
+            && !self.form.url.trim().is_empty()
+            && !self.form.token.trim().is_empty()
+            && self.profile.is_some();
+        let mut page = column![
+            row![
+                text("Secure portal").size(style::HEADING).font(style::BOLD),
+                space::horizontal(),
+                style::tool("Back to mailbox", Some(Message::Close)),
+            ]
+            .align_y(iced::Center),
+            text(
+                "With the clinic's secure portal, a patient without an encryption key gets a notice \
+                 by e-mail and reads the message in the browser with a code you give by phone. \
+                 Ask IT for the portal's address and a one-time enrolment token for this computer."
+            ),
+            field("Portal address", "https://portal.clinic.example", &self.form.url, FormField::Url),
+            field("Enrolment token", "from IT, used once", &self.form.token, FormField::Token),
+            field(
+                "Clinic contact",
+                "Riverside Clinic, 0123 456 789",
+                &self.form.contact,
+                FormField::Contact
+            ),
+            row![style::action("Enrol this computer", ready.then_some(Message::Enrol))],
+        ]
+        .spacing(12)
+        .padding(16)
+        .max_width(820);
+        if self.busy {
+            page = page.push(text("Enrolling…").style(style::muted_text));
+        }
+        if let Some(problem) = &self.problem {
+            page = page.push(
+                container(
+                    column![
+                        text(&problem.summary),
+                        text(&problem.detail).size(style::SMALL)
+                    ]
+                    .spacing(4),
+                )
+                .padding(8)
+                .width(Fill)
+                .style(style::alert),
+            );
+        }
+        page.into()
     }
 
     fn act(&mut self, id: String, action: Action) -> Task<Message> {
@@ -196,6 +359,9 @@ impl Portal {
 
     /// Draws the screen.
     pub fn view(&self) -> Element<'_, Message> {
+        if !self.session.portal_enrolled() {
+            return self.enrol_view();
+        }
         let header = row![
             text("Secure portal").size(style::HEADING).font(style::BOLD),
             space::horizontal(),

@@ -454,6 +454,25 @@ impl Composer {
     /// stays while the composer is open, so the user sees it while checking
     /// the message.
     fn link_note(&self) -> Option<Element<'_, Message>> {
+        if self.portal_notice_link.is_some() {
+            let note = row![
+                text(
+                    "This answers a notice from the clinic's secure portal. The message is in the \
+                     portal, and a reply to it belongs there too; this e-mail quotes nothing of it."
+                )
+                .width(Fill),
+                style::tool("Open the portal link", Some(Message::OpenPortalLink)),
+            ]
+            .spacing(8)
+            .align_y(iced::Center);
+            return Some(
+                container(note)
+                    .padding(8)
+                    .width(Fill)
+                    .style(style::note)
+                    .into(),
+            );
+        }
         let notice = self.link_notice.as_ref()?;
         Some(
             container(text(notice))

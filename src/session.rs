@@ -706,14 +706,23 @@ impl Session {
         arrival::own_hosts(&[&self.account.imap.host, &self.account.smtp.host])
     }
 
-    /// Works out how `raw` arrived, from its protection report.
+    /// Works out how `raw` arrived, from its protection report, keeping
+    /// the mark of a reply that the portal sync added. Reads the store, so
+    /// call it off the window's thread.
     pub fn arrival(&self, report: &ProtectionReport, raw: &[u8]) -> ArrivalSecurity {
-        arrival::arrival(
+        let mut security = arrival::arrival(
             report,
             raw,
             &self.own_hosts(),
             self.config.portal.url.as_deref(),
-        )
+        );
+        let stored = crate::message::parse_envelope(raw)
+            .message_id
+            .and_then(|id| self.store.arrival(&self.account.id, &id).ok().flatten());
+        if let Some(stored) = stored {
+            security.portal_reply |= stored.portal_reply;
+        }
+        security
     }
 
     /// Reads the stored arrival security of the message with `message_id`,

@@ -266,10 +266,14 @@ impl App {
                 match result {
                     Ok(sync) if sync.replies > 0 => {
                         if let Screen::Mailbox(mailbox) = &mut self.screen {
-                            mailbox.notice(format!(
-                                "{} replies arrived through the secure portal.",
-                                sync.replies
-                            ));
+                            mailbox.notice(if sync.replies == 1 {
+                                "A reply arrived through the secure portal.".to_owned()
+                            } else {
+                                format!(
+                                    "{} replies arrived through the secure portal.",
+                                    sync.replies
+                                )
+                            });
                         }
                     }
                     Ok(_) => {}

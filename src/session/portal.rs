@@ -111,6 +111,8 @@ pub struct PortalMessage {
     pub message_id: String,
     /// The recipient.
     pub recipient: String,
+    /// The message's subject, kept in the encrypted store only.
+    pub subject: String,
     /// When it was uploaded, Unix seconds.
     pub created: i64,
     /// When the portal deletes it, Unix seconds.
@@ -752,7 +754,7 @@ fn list_portal_messages(store: &Store, account: &str) -> Result<Vec<PortalMessag
     let db = store.db();
     let mut statement = db
         .prepare(
-            "SELECT portal_id, message_id, recipient, created, expires, state
+            "SELECT portal_id, message_id, recipient, created, expires, state, secrets
              FROM portal_message WHERE account = ?1 ORDER BY created DESC, portal_id",
         )
         .map_err(sql("listing portal messages"))?;
@@ -765,6 +767,9 @@ fn list_portal_messages(store: &Store, account: &str) -> Result<Vec<PortalMessag
                 created: row.get(3)?,
                 expires: row.get(4)?,
                 state: row.get(5)?,
+                subject: serde_json::from_str::<Kept>(&row.get::<_, String>(6)?)
+                    .map(|kept| kept.subject)
+                    .unwrap_or_default(),
                 events: Vec::new(),
             })
         })

@@ -161,8 +161,9 @@ impl Portal {
                 match result {
                     Ok(sync) => {
                         self.notice = Some(format!(
-                            "Checked the portal: {} new events, {} replies added to the Inbox.",
-                            sync.events, sync.replies
+                            "Checked the portal: {}, {} added to the Inbox.",
+                            count(sync.events, "new event", "new events"),
+                            count(sync.replies, "reply", "replies")
                         ));
                         if sync.rejected > 0 {
                             self.problem = Some(status::Problem {
@@ -428,7 +429,8 @@ impl Portal {
             ]
             .spacing(8),
             text(format!(
-                "Sent {}, readable until {}",
+                "{} · sent {}, readable until {}",
+                format::clip(&message.subject, 80),
                 format::day(message.created),
                 format::day(message.expires)
             ))
@@ -488,6 +490,10 @@ enum Action {
     Revoke,
     Extend,
     Reissue,
+}
+
+fn count(value: usize, one: &str, many: &str) -> String {
+    format!("{value} {}", if value == 1 { one } else { many })
 }
 
 fn state_label(state: &str) -> &'static str {

@@ -401,7 +401,7 @@ impl Composer {
                 block = block.push(text(line).size(style::HEADING));
             }
             block = block.push(
-                text("Wardmail does not show the code again. A new code can be issued from the Outbox's portal list.")
+                text("Wardmail does not show the code again. If it is lost, New code on the Secure portal screen issues another.")
                     .size(style::SMALL)
                     .style(style::muted_text),
             );

@@ -561,6 +561,7 @@ async fn fetch(
     };
     let arrival = session.arrival(&report, &raw);
     let decrypted = report.decrypted;
+    let (portal_reply, portal_notice) = (arrival.portal_reply, arrival.portal_notice);
     let shown = tokio::task::spawn_blocking(move || {
         let outer = wardmail::message::parse(&raw);
         let (mut parsed, content) = match &report.inner_mime {
@@ -568,7 +569,21 @@ async fn fetch(
             None => (outer, raw.clone()),
         };
         parsed.problems.extend(inspect_problem);
-        let verdict = report.verdict();
+        let mut verdict = report.verdict();
+        if portal_reply {
+            verdict.details.insert(
+                0,
+                "Arrived through the clinic's secure portal: the recipient wrote it in the \
+                 browser, encrypted for you."
+                    .to_owned(),
+            );
+        } else if portal_notice {
+            verdict.details.insert(
+                0,
+                "A notice from the clinic's secure portal: the message itself is in the portal."
+                    .to_owned(),
+            );
+        }
         (raw, parsed, content, verdict, report.locked_keys)
     })
     .await;

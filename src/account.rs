@@ -236,6 +236,11 @@ pub struct PortalSettings {
     pub contact: String,
     /// Days a message stays on the portal; 14 when 0.
     pub expiry_days: u32,
+    /// A text file with the clinic's own wording of the notice e-mail; see
+    /// `Session::prepare_portal` for the placeholders. The built-in text
+    /// when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice_template: Option<std::path::PathBuf>,
 }
 
 impl PortalSettings {

@@ -264,6 +264,15 @@ impl App {
             Message::PortalTick => self.check_portal(),
             Message::PortalChecked(result) => {
                 match result {
+                    Ok(sync) if sync.locked > 0 => {
+                        if let Screen::Mailbox(mailbox) = &mut self.screen {
+                            mailbox.notice(
+                                "A message on the secure portal locked after wrong codes: open \
+                                 Secure portal to issue a new code."
+                                    .to_owned(),
+                            );
+                        }
+                    }
                     Ok(sync) if sync.replies > 0 => {
                         if let Screen::Mailbox(mailbox) = &mut self.screen {
                             mailbox.notice(if sync.replies == 1 {

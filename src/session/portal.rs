@@ -133,6 +133,8 @@ pub struct PortalSync {
     pub replies: usize,
     /// Replies dropped because they did not open; the reasons are logged.
     pub rejected: usize,
+    /// Messages locked after too many wrong codes, among the new events.
+    pub locked: usize,
 }
 
 /// Returns the first 8 characters of a portal id, as logs name it.
@@ -203,6 +205,12 @@ impl Session {
 
     /// Seals `draft` for `recipient` and writes the notice e-mail; nothing
     /// leaves the machine yet. `message_id` is the message's Message-ID.
+    ///
+    /// The notice's text is the built-in one, or the file `[portal]
+    /// notice_template` names, where `{sender}`, `{link}`, `{contact}` and
+    /// `{expires}` (a date, YYYY-MM-DD) are replaced. A template without
+    /// `{link}` is refused, because the notice would be useless. Reads the
+    /// template file, so it runs on the blocking pool.
     pub fn prepare_portal(
         &self,
         draft: &Draft,
@@ -245,6 +253,10 @@ impl Session {
         let sealed =
             portal::seal(&envelope, Factor::Code, &options).map_err(PortalSendError::from)?;
         let link = sealed.link(&url);
+        let template = match &settings.notice_template {
+            Some(path) => Some(read_template(path)?),
+            None => None,
+        };
         let notice = notice(
             &self.account.display_name,
             &self.account.address,
@@ -252,6 +264,7 @@ impl Session {
             &link,
             &settings.contact,
             expires,
+            template.as_deref(),
         )?;
         let kept = Kept {
             link_secret: sealed.link_secret.expose_text(),
@@ -337,10 +350,12 @@ impl Session {
             .await
             .map_err(PortalSendError::from)?;
         for event in events {
+            let locked = event.kind == "locked";
             let store = self.store.clone();
             let account = self.account.id.clone();
             let recorded = unblock(move || record_event(&store, &account, &event)).await?;
             outcome.events += usize::from(recorded);
+            outcome.locked += usize::from(recorded && locked);
         }
 
         let replies = client
@@ -575,8 +590,27 @@ impl Session {
     }
 }
 
+/// Reads the clinic's notice template and checks that it has `{link}`.
+fn read_template(path: &std::path::Path) -> Result<String, SessionError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        SessionError::Task(format!(
+            "cannot read the portal notice template {}: {error}; fix [portal] notice_template \
+             in accounts.toml",
+            path.display()
+        ))
+    })?;
+    if !text.contains("{link}") {
+        return Err(SessionError::Task(format!(
+            "the portal notice template {} has no {{link}}; add it where the link belongs",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
 /// Writes the notice e-mail: who sent a secure message, the link and how
-/// to get the code, and nothing of the message itself.
+/// to get the code, and nothing of the message itself. `template` is the
+/// clinic's own text with placeholders, if any.
 fn notice(
     name: &str,
     address: &str,
@@ -584,6 +618,7 @@ fn notice(
     link: &str,
     contact: &str,
     expires: i64,
+    template: Option<&str>,
 ) -> Result<Draft, SessionError> {
     let sender = if name.is_empty() { address } else { name };
     let contact_line = if contact.is_empty() {
@@ -592,13 +627,22 @@ fn notice(
         format!("If you did not expect it, contact {contact}.")
     };
     let date = crate::calendar::civil(expires);
-    let body = format!(
-        "{sender} has sent you a secure message.\n\n\
-         Open it in your browser:\n{link}\n\n\
-         You will need the code that {sender} gives you by phone. The message can be read until \
-         {:04}-{:02}-{:02}.\n\n{contact_line}\n",
-        date.year, date.month, date.day
-    );
+    let day = format!("{:04}-{:02}-{:02}", date.year, date.month, date.day);
+    let body = match template {
+        // The link goes in last, so that no other value can bring in a
+        // placeholder that a later replacement would fill.
+        Some(template) => template
+            .replace("{sender}", sender)
+            .replace("{contact}", contact)
+            .replace("{expires}", &day)
+            .replace("{link}", link),
+        None => format!(
+            "{sender} has sent you a secure message.\n\n\
+             Open it in your browser:\n{link}\n\n\
+             You will need the code that {sender} gives you by phone. The message can be read \
+             until {day}.\n\n{contact_line}\n"
+        ),
+    };
     Ok(Draft {
         from: Address::new((!name.is_empty()).then_some(name), address),
         to: vec![Address::new(None, recipient)],
@@ -810,6 +854,7 @@ mod tests {
             "https://portal.clinic.example/m/abc#secret",
             "Riverside Clinic, 0123 456 789",
             1_796_403_600,
+            None,
         )
         .unwrap();
         assert_eq!(draft.subject, "Secure message from Nora Nurse");
@@ -821,5 +866,36 @@ mod tests {
         assert!(draft.body.contains("2026-12-04"));
         assert!(draft.body.contains("Riverside Clinic, 0123 456 789"));
         assert!(draft.in_reply_to.is_none() && draft.references.is_empty());
+    }
+
+    #[test]
+    fn notice_from_clinic_template() {
+        let template = "Riverside Clinic: {sender} left you a message at {link} until {expires}. \
+                        Questions: {contact}.";
+        let draft = notice(
+            "Nora Nurse",
+            "nurse@clinic.example",
+            "patient@mail.example",
+            "https://portal.clinic.example/m/abc#secret",
+            "0123 456 789",
+            1_796_403_600,
+            Some(template),
+        )
+        .unwrap();
+        assert_eq!(
+            draft.body,
+            "Riverside Clinic: Nora Nurse left you a message at \
+             https://portal.clinic.example/m/abc#secret until 2026-12-04. Questions: 0123 456 789."
+        );
+    }
+
+    #[test]
+    fn template_without_link_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notice.txt");
+        std::fs::write(&path, "Hello {sender}").unwrap();
+        let error = read_template(&path).unwrap_err().to_string();
+        assert!(error.contains("{link}"), "{error}");
+        assert!(error.contains("notice.txt"), "{error}");
     }
 }

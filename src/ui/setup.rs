@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use iced::Task;
 
-use wardmail::account::{Account, AccountError, Config, Profile, Security, Server, account_id};
+use wardmail::account::{Account, AccountError, Profile, Security, Server, account_id};
 use wardmail::secret::{KeyringEntry, Secret, SecretError};
 use wardmail::session::{self, ConnectionCheck, SessionError};
 
@@ -89,7 +89,7 @@ pub enum Message {
     /// Save the account.
     Save,
     /// Saving ended.
-    Saved(Result<Config, Arc<SessionError>>),
+    Saved(Result<(), Arc<SessionError>>),
     /// Leave the settings without saving.
     Cancel,
 }
@@ -441,11 +441,11 @@ impl Setup {
                 let password = password.resolve().await?;
                 session::replace_account(profile, previous_id, account, password).await
             },
-            |result| Message::Saved(result.map_err(Arc::new)),
+            |result| Message::Saved(result.map(drop).map_err(Arc::new)),
         )
     }
 
-    fn saved(&mut self, result: Result<Config, Arc<SessionError>>) -> Option<Event> {
+    fn saved(&mut self, result: Result<(), Arc<SessionError>>) -> Option<Event> {
         self.saving = false;
         match result {
             Ok(_) => {

@@ -59,14 +59,14 @@ pub struct PreparedPortal {
     sealed: Sealed,
     /// The notice e-mail, without any content of the message.
     pub notice: Vec<u8>,
-    /// What the store keeps for replies and re-issuing.
+    /// The secrets the store keeps for replies and re-issuing.
     kept: Kept,
     /// When the portal deletes the message, Unix seconds.
     expires: i64,
 }
 
-/// What the staff member needs after a copy went to the portal: the code
-/// to give the recipient by phone.
+/// The staff member's part of a copy sent through the portal: the code to
+/// give the recipient by phone.
 #[derive(Clone)]
 pub struct PortalDelivery {
     /// The recipient.
@@ -124,7 +124,7 @@ pub struct PortalMessage {
     pub events: Vec<(String, i64)>,
 }
 
-/// What one exchange with the portal brought home.
+/// The outcome of one exchange with the portal.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortalSync {
     /// New events.
@@ -335,7 +335,7 @@ impl Session {
     }
 
     /// Fetches new events and replies from the portal. Each event is kept
-    /// and written to the audit log; each reply that opens is added to the
+    /// and written to the audit log. Each reply that opens is added to the
     /// Inbox, encrypted to the user when they have a key, and recorded as
     /// arrived through the portal.
     pub async fn portal_sync(self: &Arc<Self>) -> Result<PortalSync, SessionError> {
@@ -865,7 +865,8 @@ mod tests {
         );
         assert!(draft.body.contains("2026-12-04"));
         assert!(draft.body.contains("Riverside Clinic, 0123 456 789"));
-        assert!(draft.in_reply_to.is_none() && draft.references.is_empty());
+        assert!(draft.in_reply_to.is_none());
+        assert!(draft.references.is_empty());
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub enum FormField {
     Url,
     /// The one-time token.
     Token,
-    /// How patients reach the clinic.
+    /// The clinic's contact for patients.
     Contact,
 }
 

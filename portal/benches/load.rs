@@ -1,7 +1,7 @@
 //! Unlock-plus-download throughput of the portal on loopback.
 //!
-//! The server runs in this process with HTTPS (a throwaway certificate
-//! that `openssl req` makes) and a SQLite file in a temporary directory.
+//! The server runs in this process with HTTPS (a throwaway CA and server
+//! certificate that openssl makes) and a SQLite file in a temporary directory.
 //! It holds 16 messages with a 1 MiB envelope each. For each concurrency
 //! level, that many clients each keep one TLS connection and repeat what
 //! the recipient's page does after the code is typed: `GET /m/{id}/meta`,
@@ -110,40 +110,78 @@ fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Makes a self-signed P-256 certificate for 127.0.0.1 with openssl.
+/// Makes a throwaway CA (`ca.pem`) and a P-256 server certificate for
+/// 127.0.0.1 that it issued (`cert.pem`, `key.pem`) with openssl.
 fn make_certificate(directory: &Path) {
-    let status = std::process::Command::new("openssl")
-        .current_dir(directory)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success(), "openssl req failed");
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .current_dir(directory)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Bench CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        directory.join("server.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "server.cnf",
+    ]);
 }
 
 fn client_config(directory: &Path) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(directory.join("cert.pem")).unwrap();
+    let pem = std::fs::read(directory.join("ca.pem")).unwrap();
     for certificate in CertificateDer::pem_slice_iter(&pem) {
         roots.add(certificate.unwrap()).unwrap();
     }

@@ -386,18 +386,7 @@ impl Page {
             .push(text("S/MIME").size(style::TEXT).font(style::BOLD));
 
         if let Some(problem) = &self.load_problem {
-            section = section.push(
-                container(
-                    column![
-                        text(&problem.summary),
-                        text(&problem.detail).size(style::SMALL)
-                    ]
-                    .spacing(4),
-                )
-                .padding(8)
-                .width(Fill)
-                .style(style::alert),
-            );
+            section = section.push(problem.boxed());
         }
         match &self.identities {
             None if self.load_problem.is_none() => {

@@ -251,18 +251,7 @@ impl Outbox {
             page = page.push(text(notice).style(style::success_text));
         }
         if let Some(problem) = &self.problem {
-            page = page.push(
-                container(
-                    column![
-                        text(&problem.summary),
-                        text(&problem.detail).size(style::SMALL)
-                    ]
-                    .spacing(4),
-                )
-                .padding(8)
-                .width(Fill)
-                .style(style::alert),
-            );
+            page = page.push(problem.boxed());
         }
 
         match &self.entries {

@@ -308,18 +308,7 @@ impl Portal {
             page = page.push(text("Enrolling…").style(style::muted_text));
         }
         if let Some(problem) = &self.problem {
-            page = page.push(
-                container(
-                    column![
-                        text(&problem.summary),
-                        text(&problem.detail).size(style::SMALL)
-                    ]
-                    .spacing(4),
-                )
-                .padding(8)
-                .width(Fill)
-                .style(style::alert),
-            );
+            page = page.push(problem.boxed());
         }
         page.into()
     }
@@ -384,18 +373,7 @@ impl Portal {
             page = page.push(text(notice).style(style::success_text));
         }
         if let Some(problem) = &self.problem {
-            page = page.push(
-                container(
-                    column![
-                        text(&problem.summary),
-                        text(&problem.detail).size(style::SMALL)
-                    ]
-                    .spacing(4),
-                )
-                .padding(8)
-                .width(Fill)
-                .style(style::alert),
-            );
+            page = page.push(problem.boxed());
         }
         match &self.messages {
             None => page = page.push(text("Loading…").style(style::muted_text)),

@@ -38,6 +38,16 @@ impl Problem {
         }
     }
 
+    /// Draws the problem as a box on a screen: the summary, with the
+    /// technical detail in small print below it.
+    pub fn boxed<'a, Message: 'a>(&'a self) -> Element<'a, Message> {
+        container(column![text(&self.summary), text(&self.detail).size(style::SMALL)].spacing(4))
+            .padding(8)
+            .width(Fill)
+            .style(style::alert)
+            .into()
+    }
+
     /// Describes a failure of the local store while doing `action`.
     pub fn store(action: &str, error: &SyncError) -> Problem {
         Problem {

@@ -428,10 +428,17 @@ impl Session {
             Ok(store.save_arrival(&account, &key, &arrival)?)
         })
         .await?;
-        let inbox = self.folder("INBOX").await?;
+        // Every IMAP server has an INBOX (RFC 3501 section 5.1), so a
+        // profile whose folder list was never fetched, as on a first
+        // `wardmail portal sync`, still appends there.
+        let inbox = match self.folder("INBOX").await {
+            Ok(folder) => folder.raw_name,
+            Err(SessionError::NoFolder(_)) => "INBOX".to_owned(),
+            Err(error) => return Err(error),
+        };
         let result = async {
             let mut connection = self.shared().await?;
-            Ok(connection.append(&inbox.raw_name, None, &raw).await?)
+            Ok(connection.append(&inbox, None, &raw).await?)
         }
         .await;
         self.with_reset(result).await?;

@@ -349,6 +349,15 @@ impl Session {
             let seq = reply.seq;
             match self.add_reply(&reply).await {
                 Ok(()) => outcome.replies += 1,
+                // The reply may be fine, but the mailbox, the store or the
+                // keyring failed: the cursor stays before it, so the next
+                // sync tries it again rather than losing it.
+                Err(
+                    error @ (SessionError::Imap(_)
+                    | SessionError::Net(_)
+                    | SessionError::Store(_)
+                    | SessionError::Secret(_)),
+                ) => return Err(error),
                 Err(error) => {
                     outcome.rejected += 1;
                     tracing::warn!(account = %self.account.id, portal = portal_short(&reply.id), %error, "a portal reply was dropped");

@@ -10,7 +10,8 @@
 //! messages cover the lock after five wrong codes, a re-issued code, a
 //! tampered envelope and a revoked link. Neither the portal's database nor
 //! its log nor any request of the browser carries the content, the code or
-//! the link secret.
+//! the link secret. A second test puts nginx in front of the portal, which
+//! then serves under a path prefix.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -43,23 +44,39 @@ const SECOND_BODY: &str = "TSH is 3.1 mU/l, within the reference range.";
 const THIRD_SUBJECT: &str = "Your vaccination record";
 const THIRD_BODY: &str = "Hepatitis B booster given on 2 December, next one not needed.";
 
-/// The `wardmail-portal` binary, serving HTTPS on a free loopback port
-/// until dropped.
+/// The `wardmail-portal` binary on a free loopback port, stopped when
+/// dropped.
 struct PortalServer {
     child: Child,
     directory: tempfile::TempDir,
     url: String,
+    port: u16,
     config: PathBuf,
     log: PathBuf,
 }
 
 impl PortalServer {
+    /// Starts the portal with TLS on its own port.
     fn start() -> PortalServer {
+        let port = free_port();
+        let test_dir = PathBuf::from(support::env("DIR"));
+        let tls = format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            test_dir.join("server.pem").display(),
+            test_dir.join("server.key").display(),
+        );
+        PortalServer::start_with(port, &format!("https://127.0.0.1:{port}"), &tls)
+    }
+
+    /// Starts the portal on plain HTTP for a reverse proxy that serves it
+    /// at `public_url`.
+    fn start_behind(public_url: &str) -> PortalServer {
+        PortalServer::start_with(free_port(), public_url, "")
+    }
+
+    fn start_with(port: u16, url: &str, tls: &str) -> PortalServer {
         let binary = portal_binary();
         let directory = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let url = format!("https://127.0.0.1:{port}");
-        let test_dir = PathBuf::from(support::env("DIR"));
         let config = directory.path().join("portal.toml");
         std::fs::write(
             &config,
@@ -69,11 +86,7 @@ impl PortalServer {
                  database = \"portal.sqlite3\"\n\
                  contact = \"{CONTACT}\"\n\
                  log_format = \"json\"\n\
-                 [tls]\n\
-                 cert = \"{}\"\n\
-                 key = \"{}\"\n",
-                test_dir.join("server.pem").display(),
-                test_dir.join("server.key").display(),
+                 {tls}"
             ),
         )
         .unwrap();
@@ -90,7 +103,8 @@ impl PortalServer {
         let mut server = PortalServer {
             child,
             directory,
-            url,
+            url: url.to_owned(),
+            port,
             config,
             log,
         };
@@ -99,24 +113,8 @@ impl PortalServer {
     }
 
     fn wait_until_listening(&mut self, port: u16) {
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "wardmail-portal exited with {status} before listening; its log:\n{}",
-                    self.log_text()
-                );
-            }
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "wardmail-portal did not listen on {address} within 20 s; its log:\n{}",
-            self.log_text()
-        );
+        let log = self.log.clone();
+        wait_for_port(&mut self.child, "wardmail-portal", port, &log);
     }
 
     /// Runs `enrol-token` against the same database and returns the token.
@@ -137,10 +135,6 @@ impl PortalServer {
 
     fn database(&self) -> PathBuf {
         self.directory.path().join("portal.sqlite3")
-    }
-
-    fn log_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
 
     /// Returns the bytes of the database and of its journal files.
@@ -185,6 +179,102 @@ fn portal_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// Waits until `child` accepts connections on `port`, or fails with its log.
+fn wait_for_port(child: &mut Child, name: &str, port: u16, log: &Path) {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let log_text = || String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "{name} exited with {status} before listening; its log:\n{}",
+                log_text()
+            );
+        }
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{name} did not listen on {address} within 20 s; its log:\n{}",
+        log_text()
+    );
+}
+
+/// nginx in front of a portal, serving it over TLS under the path
+/// `/portal/` and stripping that prefix, as portal/README.md shows.
+struct Proxy {
+    child: Child,
+    _directory: tempfile::TempDir,
+    port: u16,
+}
+
+impl Proxy {
+    fn start(port: u16, backend: u16) -> Proxy {
+        let directory = tempfile::tempdir().unwrap();
+        let dir = directory.path().display().to_string();
+        let test_dir = PathBuf::from(support::env("DIR"));
+        let config = directory.path().join("nginx.conf");
+        // master_process off keeps nginx in this one process, so killing
+        // the child's pid stops it.
+        std::fs::write(
+            &config,
+            format!(
+                "daemon off;\n\
+                 master_process off;\n\
+                 pid {dir}/nginx.pid;\n\
+                 error_log {dir}/error.log info;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n\
+                     access_log off;\n\
+                     client_body_temp_path {dir}/body;\n\
+                     proxy_temp_path {dir}/proxy;\n\
+                     server {{\n\
+                         listen 127.0.0.1:{port} ssl;\n\
+                         ssl_certificate {cert};\n\
+                         ssl_certificate_key {key};\n\
+                         location /portal/ {{\n\
+                             proxy_pass http://127.0.0.1:{backend}/;\n\
+                             client_max_body_size 34m;\n\
+                         }}\n\
+                     }}\n\
+                 }}\n",
+                cert = test_dir.join("server.pem").display(),
+                key = test_dir.join("server.key").display(),
+            ),
+        )
+        .unwrap();
+        let log = directory.path().join("error.log");
+        let mut child = Command::new("nginx")
+            .arg("-e")
+            .arg(&log)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("cannot start nginx ({error}): run scripts/install-test-deps")
+            });
+        wait_for_port(&mut child, "nginx", port, &log);
+        Proxy {
+            child,
+            _directory: directory,
+            port,
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // Child::kill signals this child's own pid.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn free_port() -> u16 {
@@ -293,9 +383,9 @@ struct Clinic {
     patient: String,
 }
 
-async fn clinic(server: &PortalServer) -> Clinic {
-    let me = support::user("e2e-nurse");
-    let patient = support::user("e2e-patient");
+async fn clinic(server: &PortalServer, base: &str) -> Clinic {
+    let me = support::user(&format!("{base}-nurse"));
+    let patient = support::user(&format!("{base}-patient"));
     let (profile, session) = support::session(support::account(&me)).await;
 
     let token = server.enrol_token();
@@ -480,7 +570,7 @@ async fn portal_round_trip_in_chromium() {
     };
 
     let server = PortalServer::start();
-    let clinic = clinic(&server).await;
+    let clinic = clinic(&server, "e2e").await;
     mark("start portal, enrol", &mut timings);
 
     // A PHI message with a 2 KB attachment goes through the portal.
@@ -724,6 +814,51 @@ async fn portal_round_trip_in_chromium() {
         eprintln!("portal_e2e: {label}: {} ms", elapsed.as_millis());
     }
     eprintln!("portal_e2e: total {} ms", started.elapsed().as_millis());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_behind_prefix_proxy() {
+    let proxy_port = free_port();
+    let public_url = format!("https://127.0.0.1:{proxy_port}/portal");
+    let server = PortalServer::start_behind(&public_url);
+    let proxy = Proxy::start(proxy_port, server.port);
+    let clinic = clinic(&server, "e2e-proxy").await;
+
+    let (message_id, outcome) = clinic.send(SUBJECT, BODY, None).await;
+    let delivery = outcome.portal.unwrap();
+    let code = delivery.code.as_ref().unwrap().expose().to_owned();
+    let (_, link) = clinic.notice(&server, &delivery.portal_id);
+    assert!(link.starts_with(&format!("{public_url}/m/")), "{link}");
+
+    let mut job = read_job(&link, &[&wrong_code(&code, 3)], Some(&code));
+    job["reply_text"] = json!(REPLY_TEXT);
+    let page = browser(&job);
+    let tries = attempts(&page);
+    assert_eq!(tries[0]["attempts_left"], 4, "{page}");
+    assert_eq!(page["opened"], true, "{page}");
+    assert_eq!(page["text"], BODY);
+    assert_eq!(page["reply"]["confirmed"], true, "{page}");
+    for request in page["requests"].as_array().unwrap() {
+        let url = request["url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("https://127.0.0.1:{}/portal/", proxy.port)),
+            "the page sent a request outside the portal's prefix: {url}"
+        );
+    }
+
+    let synced = clinic.session.portal_sync().await.unwrap();
+    assert_eq!(synced.replies, 1, "{synced:?}");
+    let original = message_id.trim_matches(['<', '>']);
+    let replied = support::raw_messages(clinic.my_user(), "INBOX")
+        .iter()
+        .any(|raw| {
+            let message = MessageParser::default().parse(raw.as_slice()).unwrap();
+            message.in_reply_to().as_text() == Some(original)
+        });
+    assert!(
+        replied,
+        "no message in the sender's Inbox replies to {original}"
+    );
 }
 
 /// Flips one byte in the middle of a message's envelope in the portal's

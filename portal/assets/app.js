@@ -39,7 +39,9 @@ const page = {
 // Secrets stay in these variables only: never in storage, never in the URL.
 const state = {
   id: null,
-  idText: "",
+  // The page's path, "/m/{id}" or "/{prefix}/m/{id}" behind a proxy that
+  // serves the portal under a path prefix; the API paths extend it.
+  messagePath: "",
   linkSecret: null,
   factor: null,
   iterations: 0,
@@ -130,7 +132,7 @@ async function handleRefusal(response, form, input) {
 }
 
 function readLink() {
-  const match = /^\/m\/([A-Za-z0-9_-]{22})$/.exec(location.pathname);
+  const match = /\/m\/([A-Za-z0-9_-]{22})$/.exec(location.pathname);
   const fragment = location.hash.slice(1);
   // Drop the link secret from the address bar and the history entry.
   history.replaceState(null, "", location.pathname + location.search);
@@ -144,7 +146,7 @@ function readLink() {
       return false;
     }
     state.id = id;
-    state.idText = match[1];
+    state.messagePath = location.pathname;
     state.linkSecret = linkSecret;
     return true;
   } catch {
@@ -155,7 +157,7 @@ function readLink() {
 async function loadMeta() {
   let response;
   try {
-    response = await fetch(`/m/${state.idText}/meta`, {
+    response = await fetch(`${state.messagePath}/meta`, {
       headers: { Accept: "application/json" },
       cache: "no-store",
     });
@@ -263,7 +265,7 @@ async function unlock(event) {
   say("Checking… this takes a few seconds.");
   try {
     const keys = await deriveKeys(state.id, state.linkSecret, normalised, state.iterations);
-    const response = await fetch(`/m/${state.idText}/unlock`, {
+    const response = await fetch(`${state.messagePath}/unlock`, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify({ verifier: encode(keys.verifier) }),
@@ -329,7 +331,7 @@ async function sendReply(event) {
       text,
       attachments: await readFiles(files),
     });
-    const response = await fetch(`/m/${state.idText}/reply`, {
+    const response = await fetch(`${state.messagePath}/reply`, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify({ verifier: encode(state.verifier), ...sealed }),

@@ -366,6 +366,15 @@ impl Session {
             let seq = reply.seq;
             match self.add_reply(&reply).await {
                 Ok(()) => outcome.replies += 1,
+                // The reply may be fine, but the mailbox, the store or the
+                // keyring failed: the cursor stays before it, so the next
+                // sync tries it again rather than losing it.
+                Err(
+                    error @ (SessionError::Imap(_)
+                    | SessionError::Net(_)
+                    | SessionError::Store(_)
+                    | SessionError::Secret(_)),
+                ) => return Err(error),
                 Err(error) => {
                     outcome.rejected += 1;
                     tracing::warn!(account = %self.account.id, portal = portal_short(&reply.id), %error, "a portal reply was dropped");
@@ -445,10 +454,17 @@ impl Session {
             Ok(store.save_arrival(&account, &key, &arrival)?)
         })
         .await?;
-        let inbox = self.folder("INBOX").await?;
+        // Every IMAP server has an INBOX (RFC 3501 section 5.1), so a
+        // profile whose folder list was never fetched, as on a first
+        // `wardmail portal sync`, still appends there.
+        let inbox = match self.folder("INBOX").await {
+            Ok(folder) => folder.raw_name,
+            Err(SessionError::NoFolder(_)) => "INBOX".to_owned(),
+            Err(error) => return Err(error),
+        };
         let result = async {
             let mut connection = self.shared().await?;
-            Ok(connection.append(&inbox.raw_name, None, &raw).await?)
+            Ok(connection.append(&inbox, None, &raw).await?)
         }
         .await;
         self.with_reset(result).await?;

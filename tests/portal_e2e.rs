@@ -883,3 +883,65 @@ fn flip_envelope_byte(database: &Path, portal_id: &str) {
         .unwrap();
     assert_eq!(changed, 1);
 }
+
+/// Times Send to notice delivered for a message with a 1 MiB attachment:
+/// seal (PBKDF2 with 600,000 iterations), upload over TLS, the notice
+/// through Postfix, and delivery into the patient's Inbox by Dovecot's
+/// LMTP. Not part of the suite; BENCHMARKS.md has the command and figures.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark; run with --ignored"]
+#[allow(clippy::print_stdout)]
+async fn bench_send_to_notice() {
+    const RUNS: usize = 5;
+    let server = PortalServer::start();
+    let clinic = clinic(&server, "bench").await;
+    let mut attachment = vec![0u8; 1024 * 1024];
+    for (index, byte) in attachment.iter_mut().enumerate() {
+        *byte = (index % 251) as u8;
+    }
+    let mut sends = Vec::new();
+    let mut totals = Vec::new();
+    for run in 0..RUNS {
+        let started = Instant::now();
+        let (_, outcome) = clinic
+            .send(
+                SUBJECT,
+                BODY,
+                Some(AttachmentFile {
+                    filename: format!("scan-{run}.pdf"),
+                    content_type: "application/pdf".to_owned(),
+                    data: attachment.clone(),
+                }),
+            )
+            .await;
+        let sent = started.elapsed();
+        let portal_id = outcome.portal.unwrap().portal_id;
+        let prefix = format!("{}/m/{portal_id}#", server.url);
+        loop {
+            let delivered = support::raw_messages(clinic.patient_user(), "INBOX")
+                .iter()
+                .any(|raw| {
+                    let message = MessageParser::default().parse(raw).unwrap();
+                    message.body_text(0).unwrap_or_default().contains(&prefix)
+                });
+            if delivered {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "no notice");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sends.push(sent);
+        totals.push(started.elapsed());
+    }
+    sends.sort();
+    totals.sort();
+    let median = |values: &[Duration]| values[values.len() / 2].as_secs_f64() * 1000.0;
+    println!(
+        "send (seal, upload, submit): median {:.0} ms of {RUNS}: {sends:?}",
+        median(&sends)
+    );
+    println!(
+        "send to notice delivered: median {:.0} ms of {RUNS}: {totals:?}",
+        median(&totals)
+    );
+}

@@ -34,6 +34,10 @@
 //! allow_override = false
 //! ```
 //!
+//! `[portal] allow_email_code = true` lets a portal message be unlocked
+//! with a code sent by a second e-mail, which the portal's page labels low
+//! assurance; without it only a code by phone or a passphrase is offered.
+//!
 //! `[reply] allow_override = false` stops staff from sending a reply below
 //! its thread's floor (see [`crate::guard`]) even after typing a reason.
 //!
@@ -79,6 +83,10 @@ pub struct Policy {
     /// Whether staff may send a reply below its thread's floor after
     /// typing a reason (the `[reply]` table; allowed when left out).
     pub allow_reply_override: bool,
+    /// Whether a portal message may be unlocked with a code sent by a
+    /// second e-mail, which the page labels low assurance (the `[portal]`
+    /// table; refused when left out).
+    pub allow_email_code: bool,
 }
 
 /// Errors from loading the clinic policy. Each names the file and what to
@@ -232,6 +240,16 @@ struct PolicyFileV2 {
     routing: RoutingFile,
     #[serde(default)]
     reply: ReplyFile,
+    #[serde(default)]
+    portal: PortalFile,
+}
+
+/// The `[portal]` table: which second factors the clinic accepts.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PortalFile {
+    #[serde(default)]
+    allow_email_code: bool,
 }
 
 /// The `[reply]` table: what staff may do about a reply below its
@@ -290,11 +308,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     }
 
     let deserialize_error = |error: toml::de::Error| parse_error(one_line(&error.to_string()));
-    let (domains, routing, allow_reply_override) = if version == 1 {
+    let (domains, routing, allow_reply_override, allow_email_code) = if version == 1 {
         let file: PolicyFile = toml::Value::Table(table)
             .try_into()
             .map_err(deserialize_error)?;
-        (file.internal_domains, Routing::default(), true)
+        (file.internal_domains, Routing::default(), true, false)
     } else {
         let file: PolicyFileV2 = toml::Value::Table(table)
             .try_into()
@@ -319,7 +337,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
                 )));
             }
         }
-        (file.internal_domains, routing, file.reply.allow_override)
+        (
+            file.internal_domains,
+            routing,
+            file.reply.allow_override,
+            file.portal.allow_email_code,
+        )
     };
     let mut internal_domains: Vec<String> = Vec::with_capacity(domains.len());
     for entry in &domains {
@@ -338,6 +361,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
         version,
         routing,
         allow_reply_override,
+        allow_email_code,
     })
 }
 
@@ -436,6 +460,10 @@ mod tests {
         assert!(typo.contains("allow_overide"), "{typo}");
         let shipped = include_str!("../packaging/policy.example.toml");
         assert!(parse_text(shipped).unwrap().allow_reply_override);
+        assert!(!parse_text(shipped).unwrap().allow_email_code);
+        let email = parse_text("version = 2\n[portal]\nallow_email_code = true\n").unwrap();
+        assert!(email.allow_email_code);
+        assert!(!parse_text("version = 2\n").unwrap().allow_email_code);
     }
 
     #[test]

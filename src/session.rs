@@ -35,7 +35,7 @@ pub use assess::{
 };
 pub use keys::{Method, OpenpgpKey};
 pub use portal::{
-    DEFAULT_EXPIRY_DAYS, PortalDelivery, PortalMessage, PortalSendError, PortalSync,
+    DEFAULT_EXPIRY_DAYS, PortalDelivery, PortalFactor, PortalMessage, PortalSendError, PortalSync,
     PreparedPortal, rfc3339,
 };
 pub use split::GroupOutcome;
@@ -465,6 +465,20 @@ impl Session {
             override_allowed(),
         )
         .await?)
+    }
+}
+
+/// Returns whether the clinic policy lets a portal message be unlocked with
+/// a code sent by a second e-mail. A policy file that cannot be read
+/// refuses it.
+pub fn email_code_allowed() -> bool {
+    match crate::policy::Location::from_env().load() {
+        Ok(Some(policy)) => policy.allow_email_code,
+        Ok(None) => false,
+        Err(error) => {
+            tracing::warn!(%error, "the clinic policy cannot be read; codes by e-mail are refused");
+            false
+        }
     }
 }
 

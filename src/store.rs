@@ -467,6 +467,12 @@ CREATE TABLE IF NOT EXISTS portal_event (
     at INTEGER NOT NULL,
     PRIMARY KEY (account, seq)
 );
+CREATE TABLE IF NOT EXISTS portal_passphrase (
+    account TEXT NOT NULL,
+    address TEXT NOT NULL,
+    passphrase TEXT NOT NULL,
+    PRIMARY KEY (account, address)
+);
 CREATE TABLE IF NOT EXISTS portal_cursor (
     account TEXT PRIMARY KEY,
     events INTEGER NOT NULL DEFAULT 0,

@@ -162,6 +162,14 @@ impl PolicyState {
         }
     }
 
+    /// Returns whether the clinic policy allows a portal code by e-mail.
+    fn allow_email_code(&self) -> bool {
+        match self {
+            PolicyState::Loaded(policy) => policy.allow_email_code,
+            _ => false,
+        }
+    }
+
     /// Returns whether staff may send a reply below its thread's floor
     /// after typing a reason. A broken or unread policy forbids it, as the
     /// outbox's gate does.
@@ -405,6 +413,7 @@ impl App {
                     routing,
                     domains,
                     self.policy.allow_reply_override(),
+                    self.policy.allow_email_code(),
                 );
                 let focus = composer.start().map(Message::Composer);
                 self.overlay = Some(Overlay::Composer(Box::new(composer)));
@@ -480,6 +489,7 @@ impl App {
                     routing,
                     domains,
                     self.policy.allow_reply_override(),
+                    self.policy.allow_email_code(),
                 );
                 let focus = composer.start().map(Message::Composer);
                 self.overlay = Some(Overlay::Composer(Box::new(composer)));

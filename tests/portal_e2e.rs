@@ -33,7 +33,8 @@ use wardmail::audit::{AuditDraft, PlannedRecipient};
 use wardmail::compose::{AttachmentFile, Draft, new_message_id};
 use wardmail::message::Address;
 use wardmail::route::{self, Routing, Sealing, Sensitivity};
-use wardmail::session::{GroupOutcome, Session};
+use wardmail::secret::Secret;
+use wardmail::session::{GroupOutcome, PortalFactor, Session};
 
 const CONTACT: &str = "Riverside Clinic, 0123 456 789";
 const SUBJECT: &str = "Your biopsy result";
@@ -425,6 +426,18 @@ impl Clinic {
         body: &str,
         attachment: Option<AttachmentFile>,
     ) -> (String, GroupOutcome) {
+        self.send_unlocked_by(subject, body, attachment, PortalFactor::Phone)
+            .await
+    }
+
+    /// Sends as [`Clinic::send`] does, unlocked by `factor`.
+    async fn send_unlocked_by(
+        &self,
+        subject: &str,
+        body: &str,
+        attachment: Option<AttachmentFile>,
+        factor: PortalFactor,
+    ) -> (String, GroupOutcome) {
         let known = self
             .session
             .recipient_capabilities(vec![self.patient.clone()])
@@ -463,9 +476,18 @@ impl Clinic {
             override_reason: None,
             choices: Vec::new(),
         };
+        let factors = [(self.patient.clone(), factor)];
         let mut outcomes = self
             .session
-            .send_planned(draft, message_id.clone(), now(), &plan, None, audit)
+            .send_planned_with(
+                draft,
+                message_id.clone(),
+                now(),
+                &plan,
+                None,
+                audit,
+                &factors,
+            )
             .await
             .unwrap();
         assert_eq!(outcomes.len(), 1);
@@ -944,4 +966,102 @@ async fn bench_send_to_notice() {
         "send to notice delivered: median {:.0} ms of {RUNS}: {totals:?}",
         median(&totals)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn portal_passphrase_reused_in_chromium() {
+    const PASSPHRASE: &str = "blue harbour forty two";
+    let server = PortalServer::start();
+    let clinic = clinic(&server, "phrase").await;
+
+    // The first message sets the passphrase agreed by phone.
+    let (_, first) = clinic
+        .send_unlocked_by(
+            SECOND_SUBJECT,
+            SECOND_BODY,
+            None,
+            PortalFactor::Passphrase(Some(Secret::new(PASSPHRASE))),
+        )
+        .await;
+    let first = first.portal.unwrap();
+    assert!(first.code.is_none(), "no code is shown for a passphrase");
+    let (notice, link) = clinic.notice(&server, &first.portal_id);
+    assert!(notice.contains("passphrase you agreed"), "{notice}");
+    assert!(
+        !notice.contains(PASSPHRASE),
+        "the notice carries the passphrase"
+    );
+    let page = browser(&read_job(&link, &["wrong passphrase"], Some(PASSPHRASE)));
+    assert_eq!(page["opened"], true, "{page}");
+    assert_eq!(page["text"], SECOND_BODY);
+
+    // The second message reuses the saved passphrase.
+    let (_, second) = clinic
+        .send_unlocked_by(
+            THIRD_SUBJECT,
+            THIRD_BODY,
+            None,
+            PortalFactor::Passphrase(None),
+        )
+        .await;
+    let second = second.portal.unwrap();
+    let (_, link) = clinic.notice(&server, &second.portal_id);
+    let page = browser(&read_job(&link, &[], Some(PASSPHRASE)));
+    assert_eq!(page["opened"], true, "{page}");
+    assert_eq!(page["text"], THIRD_BODY);
+
+    // Without a policy that allows it, a code by e-mail is refused before
+    // anything is uploaded or queued.
+    let known = clinic
+        .session
+        .recipient_capabilities(vec![clinic.patient.clone()])
+        .await
+        .unwrap();
+    let plan = route::plan(
+        &Routing::default(),
+        &["clinic.example".to_owned()],
+        Sensitivity::Phi,
+        &known,
+    );
+    let draft = Draft {
+        from: Address::new(None, &clinic.me),
+        to: vec![Address::new(None, &clinic.patient)],
+        subject: SUBJECT.to_owned(),
+        body: BODY.to_owned(),
+        ..Draft::default()
+    };
+    let queued_before = clinic
+        .session
+        .store
+        .outbox(&clinic.session.account.id)
+        .unwrap()
+        .len();
+    let error = clinic
+        .session
+        .send_planned_with(
+            draft,
+            new_message_id("example.org"),
+            now(),
+            &plan,
+            None,
+            AuditDraft::submission_only(std::slice::from_ref(&clinic.patient)),
+            &[(clinic.patient.clone(), PortalFactor::Email)],
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("does not allow sending the code by e-mail"),
+        "{error}"
+    );
+    assert_eq!(
+        clinic
+            .session
+            .store
+            .outbox(&clinic.session.account.id)
+            .unwrap()
+            .len(),
+        queued_before
+    );
+    assert_eq!(clinic.session.portal_messages().await.unwrap().len(), 2);
 }

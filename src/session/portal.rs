@@ -46,9 +46,32 @@ pub enum PortalSendError {
     /// The scheme failed.
     #[error(transparent)]
     Scheme(#[from] PortalError),
+    /// A code by e-mail was chosen, and the clinic policy does not allow it.
+    #[error(
+        "the clinic policy does not allow sending the code by e-mail; give the code by phone, \
+         or use a passphrase agreed with the patient"
+    )]
+    EmailCodeRefused,
+    /// A saved passphrase was requested, and none is saved for the address.
+    #[error("no passphrase is saved for {0}: agree one with the patient by phone and type it")]
+    NoPassphrase(String),
     /// The message id is not one this profile sent.
     #[error("no portal message {0} was sent from this profile: run `wardmail portal list`")]
     Unknown(String),
+}
+
+/// How the recipient of a portal message unlocks it.
+#[derive(Clone, Debug, Default)]
+pub enum PortalFactor {
+    /// An 8-digit code that the staff member gives by phone or SMS.
+    #[default]
+    Phone,
+    /// A passphrase agreed with the patient by phone once and reused: the
+    /// one typed, or with `None` the one saved for this patient.
+    Passphrase(Option<Secret>),
+    /// An 8-digit code sent by a second e-mail, only where the clinic
+    /// policy allows it; the page labels it low assurance.
+    Email,
 }
 
 /// A recipient's copy sealed for the portal, not yet uploaded.
@@ -59,6 +82,10 @@ pub struct PreparedPortal {
     sealed: Sealed,
     /// The notice e-mail, without any content of the message.
     pub notice: Vec<u8>,
+    /// The e-mail with the code, for [`PortalFactor::Email`].
+    pub code_notice: Option<Vec<u8>>,
+    /// A passphrase typed for this patient, saved once the upload worked.
+    remember: Option<Secret>,
     /// The secrets the store keeps for replies and re-issuing.
     kept: Kept,
     /// When the portal deletes the message, Unix seconds.
@@ -73,7 +100,9 @@ pub struct PortalDelivery {
     pub recipient: String,
     /// The portal message id.
     pub portal_id: String,
-    /// The code, grouped for reading out.
+    /// How the recipient unlocks it.
+    pub factor: FactorKind,
+    /// The code to read out, grouped, for [`PortalFactor::Phone`].
     pub code: Option<Secret>,
     /// When the portal deletes the message, Unix seconds.
     pub expires: i64,
@@ -211,14 +240,35 @@ impl Session {
     /// `{expires}` (a date, YYYY-MM-DD) are replaced. A template without
     /// `{link}` is refused, because the notice would be useless. Reads the
     /// template file, so it runs on the blocking pool.
+    ///
+    /// `factor` says how the recipient unlocks it. A passphrase left empty
+    /// is the one saved for this recipient, and a code by e-mail needs
+    /// `[portal] allow_email_code = true` in the clinic policy.
     pub fn prepare_portal(
         &self,
         draft: &Draft,
         message_id: &str,
         recipient: &str,
         date_unix: i64,
+        factor: &PortalFactor,
     ) -> Result<PreparedPortal, SessionError> {
         let settings = &self.config.portal;
+        let (scheme_factor, remember) = match factor {
+            PortalFactor::Phone => (Factor::Code, None),
+            PortalFactor::Email if !super::email_code_allowed() => {
+                return Err(PortalSendError::EmailCodeRefused.into());
+            }
+            PortalFactor::Email => (Factor::EmailCode, None),
+            PortalFactor::Passphrase(Some(typed)) => {
+                (Factor::Passphrase(typed.clone()), Some(typed.clone()))
+            }
+            PortalFactor::Passphrase(None) => {
+                let saved = saved_passphrase(&self.store, &self.account.id, recipient)?
+                    .ok_or_else(|| PortalSendError::NoPassphrase(recipient.to_owned()))?;
+                (Factor::Passphrase(saved), None)
+            }
+        };
+        let kind = scheme_factor.kind();
         let Some(url) = settings.url.clone() else {
             return Err(PortalSendError::NotEnrolled.into());
         };
@@ -251,27 +301,41 @@ impl Session {
             max_attempts: MAX_ATTEMPTS,
         };
         let sealed =
-            portal::seal(&envelope, Factor::Code, &options).map_err(PortalSendError::from)?;
+            portal::seal(&envelope, scheme_factor, &options).map_err(PortalSendError::from)?;
         let link = sealed.link(&url);
         let template = match &settings.notice_template {
             Some(path) => Some(read_template(path)?),
             None => None,
         };
-        let notice = notice(
-            &self.account.display_name,
-            &self.account.address,
+        let facts = NoticeFacts {
+            name: &self.account.display_name,
+            address: &self.account.address,
             recipient,
-            &link,
-            &settings.contact,
+            link: &link,
+            contact: &settings.contact,
             expires,
-            template.as_deref(),
-        )?;
+            factor: kind,
+        };
+        let notice = notice(&facts, template.as_deref())?;
+        let code_notice = match (&sealed.code, kind) {
+            (Some(code), FactorKind::EmailCode) => Some(
+                code_notice(
+                    &self.account.display_name,
+                    &self.account.address,
+                    recipient,
+                    &code.expose_grouped(),
+                )
+                .to_mime(&new_message_id(&self.account.domain()), date_unix)
+                .map_err(|error| SessionError::Task(error.to_string()))?,
+            ),
+            _ => None,
+        };
         let kept = Kept {
             link_secret: sealed.link_secret.expose_text(),
             content_key: sealed.content_key.expose_text(),
             reply_key: sealed.reply_key.expose_text(),
             proof: sealed.proof.expose_text(),
-            factor: FactorKind::Code,
+            factor: kind,
             iterations: options.iterations,
             subject: draft.subject.clone(),
             message_id: message_id.to_owned(),
@@ -282,6 +346,8 @@ impl Session {
             notice: notice
                 .to_mime(&new_message_id(&self.account.domain()), date_unix)
                 .map_err(|error| SessionError::Task(error.to_string()))?,
+            code_notice,
+            remember,
             kept,
             expires,
         })
@@ -309,8 +375,9 @@ impl Session {
             prepared.kept.message_id.clone(),
             prepared.expires,
         );
+        let remember = prepared.remember.clone();
         unblock(move || {
-            Ok(save_portal_message(
+            save_portal_message(
                 &store,
                 &account,
                 &id,
@@ -318,17 +385,24 @@ impl Session {
                 &recipient,
                 &kept,
                 expires,
-            )?)
+            )?;
+            if let Some(passphrase) = remember {
+                save_passphrase(&store, &account, &recipient, &passphrase)?;
+            }
+            Ok(())
         })
         .await?;
         tracing::info!(account = %self.account.id, portal = portal_short(&portal_id), "message uploaded to the secure portal");
+        let factor = prepared.kept.factor;
         Ok(PortalDelivery {
             recipient: prepared.recipient.clone(),
             portal_id,
+            factor,
             code: prepared
                 .sealed
                 .code
                 .as_ref()
+                .filter(|_| factor == FactorKind::Code)
                 .map(|code| Secret::new(code.expose_grouped())),
             expires: prepared.expires,
         })
@@ -627,15 +701,34 @@ fn read_template(path: &std::path::Path) -> Result<String, SessionError> {
 /// Writes the notice e-mail: who sent a secure message, the link and how
 /// to get the code, and nothing of the message itself. `template` is the
 /// clinic's own text with placeholders, if any.
-fn notice(
-    name: &str,
-    address: &str,
-    recipient: &str,
-    link: &str,
-    contact: &str,
+/// The facts a notice e-mail states.
+struct NoticeFacts<'a> {
+    /// The sender's display name, or empty.
+    name: &'a str,
+    /// The sender's address.
+    address: &'a str,
+    /// The recipient's address.
+    recipient: &'a str,
+    /// The portal link with the link secret.
+    link: &'a str,
+    /// The clinic's contact for patients, or empty.
+    contact: &'a str,
+    /// When the portal deletes the message, Unix seconds.
     expires: i64,
-    template: Option<&str>,
-) -> Result<Draft, SessionError> {
+    /// How the recipient opens it.
+    factor: FactorKind,
+}
+
+fn notice(facts: &NoticeFacts<'_>, template: Option<&str>) -> Result<Draft, SessionError> {
+    let NoticeFacts {
+        name,
+        address,
+        recipient,
+        link,
+        contact,
+        expires,
+        factor,
+    } = *facts;
     let sender = if name.is_empty() { address } else { name };
     let contact_line = if contact.is_empty() {
         format!("If you did not expect it, contact {sender} at {address}.")
@@ -652,12 +745,19 @@ fn notice(
             .replace("{contact}", contact)
             .replace("{expires}", &day)
             .replace("{link}", link),
-        None => format!(
-            "{sender} has sent you a secure message.\n\n\
-             Open it in your browser:\n{link}\n\n\
-             You will need the code that {sender} gives you by phone. The message can be read \
-             until {day}.\n\n{contact_line}\n"
-        ),
+        None => {
+            let unlock = match factor {
+                FactorKind::Code => format!("the code that {sender} gives you by phone"),
+                FactorKind::Passphrase => format!("the passphrase you agreed with {sender}"),
+                FactorKind::EmailCode => "the code that comes in a separate e-mail".to_owned(),
+            };
+            format!(
+                "{sender} has sent you a secure message.\n\n\
+                 Open it in your browser:\n{link}\n\n\
+                 You will need {unlock}. The message can be read until {day}.\n\n\
+                 {contact_line}\n"
+            )
+        }
     };
     Ok(Draft {
         from: Address::new((!name.is_empty()).then_some(name), address),
@@ -672,6 +772,59 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+/// Writes the e-mail that carries the code for [`PortalFactor::Email`]:
+/// the code and whose message it opens, nothing else.
+fn code_notice(name: &str, address: &str, recipient: &str, code: &str) -> Draft {
+    let sender = if name.is_empty() { address } else { name };
+    Draft {
+        from: Address::new((!name.is_empty()).then_some(name), address),
+        to: vec![Address::new(None, recipient)],
+        subject: format!("Your code for the secure message from {sender}"),
+        body: format!(
+            "Your code is {code}.\n\nIt opens the secure message that {sender} sent you; the \
+             link is in a separate e-mail.\n"
+        ),
+        ..Draft::default()
+    }
+}
+
+/// Returns the passphrase saved for `address`, if any.
+fn saved_passphrase(
+    store: &Store,
+    account: &str,
+    address: &str,
+) -> Result<Option<Secret>, StoreError> {
+    use rusqlite::OptionalExtension as _;
+    let text: Option<String> = store
+        .db()
+        .query_row(
+            "SELECT passphrase FROM portal_passphrase WHERE account = ?1 AND address = ?2",
+            rusqlite::params![account, address.to_lowercase()],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql("reading a portal passphrase"))?;
+    Ok(text.map(Secret::new))
+}
+
+/// Saves the passphrase agreed with `address`, replacing an older one.
+fn save_passphrase(
+    store: &Store,
+    account: &str,
+    address: &str,
+    passphrase: &Secret,
+) -> Result<(), StoreError> {
+    store
+        .db()
+        .execute(
+            "INSERT INTO portal_passphrase (account, address, passphrase) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account, address) DO UPDATE SET passphrase = excluded.passphrase",
+            rusqlite::params![account, address.to_lowercase(), passphrase.expose()],
+        )
+        .map(drop)
+        .map_err(sql("saving a portal passphrase"))
 }
 
 /// Formats Unix seconds as RFC 3339 in UTC, `2026-12-04T10:00:00Z`.
@@ -861,18 +1014,25 @@ mod tests {
         assert_eq!(rfc3339(1_796_403_600), "2026-12-04T17:00:00Z");
     }
 
+    fn facts() -> NoticeFacts<'static> {
+        NoticeFacts {
+            name: "Nora Nurse",
+            address: "nurse@clinic.example",
+            recipient: "patient@mail.example",
+            link: "https://portal.clinic.example/m/abc#secret",
+            contact: "0123 456 789",
+            expires: 1_796_403_600,
+            factor: FactorKind::Code,
+        }
+    }
+
     #[test]
     fn notice_carries_no_content() {
-        let draft = notice(
-            "Nora Nurse",
-            "nurse@clinic.example",
-            "patient@mail.example",
-            "https://portal.clinic.example/m/abc#secret",
-            "Riverside Clinic, 0123 456 789",
-            1_796_403_600,
-            None,
-        )
-        .unwrap();
+        let facts = NoticeFacts {
+            contact: "Riverside Clinic, 0123 456 789",
+            ..facts()
+        };
+        let draft = notice(&facts, None).unwrap();
         assert_eq!(draft.subject, "Secure message from Nora Nurse");
         assert!(
             draft
@@ -889,16 +1049,7 @@ mod tests {
     fn notice_from_clinic_template() {
         let template = "Riverside Clinic: {sender} left you a message at {link} until {expires}. \
                         Questions: {contact}.";
-        let draft = notice(
-            "Nora Nurse",
-            "nurse@clinic.example",
-            "patient@mail.example",
-            "https://portal.clinic.example/m/abc#secret",
-            "0123 456 789",
-            1_796_403_600,
-            Some(template),
-        )
-        .unwrap();
+        let draft = notice(&facts(), Some(template)).unwrap();
         assert_eq!(
             draft.body,
             "Riverside Clinic: Nora Nurse left you a message at \

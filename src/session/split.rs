@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
-use super::PortalDelivery;
 use super::{Method, Session, SessionError};
+use super::{PortalDelivery, PortalFactor};
 use crate::audit::{self, AuditDraft};
 use crate::compose::Draft;
 use crate::guard::Choice;
@@ -62,6 +62,25 @@ impl Session {
         sign: Option<Method>,
         audit: AuditDraft,
     ) -> Result<Vec<GroupOutcome>, SessionError> {
+        self.send_planned_with(draft, message_id, date_unix, plan, sign, audit, &[])
+            .await
+    }
+
+    /// Sends as [`Session::send_planned`] does, with `factors` choosing how
+    /// each portal recipient unlocks their copy (a code by phone when an
+    /// address is not listed). A code by e-mail goes as one more
+    /// transaction to the recipient, after the notice.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_planned_with(
+        self: &Arc<Self>,
+        draft: Draft,
+        message_id: String,
+        date_unix: i64,
+        plan: &RoutePlan,
+        sign: Option<Method>,
+        audit: AuditDraft,
+        factors: &[(String, PortalFactor)],
+    ) -> Result<Vec<GroupOutcome>, SessionError> {
         let bcc: Vec<String> = draft.bcc.iter().map(|a| a.email.clone()).collect();
         let wants_requiretls = plan
             .routes
@@ -82,9 +101,14 @@ impl Session {
                     message_id.clone(),
                     group.recipients[0].clone(),
                 );
+                let factor = factors
+                    .iter()
+                    .find(|(address, _)| address.eq_ignore_ascii_case(&recipient))
+                    .map(|(_, factor)| factor.clone())
+                    .unwrap_or_default();
                 // Sealing runs PBKDF2 with 600,000 iterations.
                 let portal = super::unblock(move || {
-                    session.prepare_portal(&draft, &id, &recipient, date_unix)
+                    session.prepare_portal(&draft, &id, &recipient, date_unix, &factor)
                 })
                 .await?;
                 let notice = portal.notice.clone();
@@ -121,6 +145,29 @@ impl Session {
                     return Err(error);
                 }
             }
+        }
+
+        // A code by e-mail goes in a transaction of its own after the
+        // groups, so the notice and the code never share one e-mail.
+        let mut groups = groups;
+        for (_, portal) in &prepared {
+            let Some(code_notice) = &portal.code_notice else {
+                continue;
+            };
+            copies.push(GroupCopy {
+                message_id: message_id.clone(),
+                position: copies.len(),
+                raw: code_notice.clone(),
+                recipients: vec![portal.recipient.clone()],
+                sent_copy: false,
+                require_tls: false,
+            });
+            groups.push(MethodGroup {
+                sealing: Sealing::Clear,
+                recipients: vec![portal.recipient.clone()],
+                bcc: false,
+                require_tls: false,
+            });
         }
 
         let ids = self.enqueue_groups(copies, &audit).await?;

@@ -19,12 +19,13 @@ use wardmail::mailto::{Mailto, MailtoError};
 use wardmail::message::Address;
 use wardmail::openpgp::OpenpgpError;
 use wardmail::outbox::OutboxError;
+use wardmail::portal::FactorKind;
 use wardmail::protected::Protection;
 use wardmail::route::{
     self, Capabilities, Method as RouteMethod, RoutePlan, Routing, Sealing, Sensitivity,
 };
 use wardmail::secret::Secret;
-use wardmail::session::{GroupOutcome, Method, Session, SessionError};
+use wardmail::session::{GroupOutcome, Method, PortalFactor, Session, SessionError};
 use wardmail::smtp::SmtpError;
 
 use super::mailbox::{ComposeStart, Loaded};
@@ -139,6 +140,10 @@ pub enum Message {
     UndoChoice(String),
     /// Open the portal link of the notice replied to in the browser.
     OpenPortalLink,
+    /// Choose how a portal recipient unlocks their copy.
+    ChooseUnlock(String, PortalUnlock),
+    /// The passphrase typed for a portal recipient changed.
+    PortalPassphrase(String, String),
 }
 
 /// Notifications from the composer to the window.
@@ -180,8 +185,20 @@ enum State {
 #[derive(Clone, Debug)]
 pub(super) struct PortalCode {
     pub recipient: String,
+    pub factor: FactorKind,
     pub code: Option<Secret>,
     pub expires: i64,
+}
+
+/// How a portal recipient unlocks their copy, as chosen in the composer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortalUnlock {
+    /// A code that the user gives by phone.
+    Phone,
+    /// A passphrase agreed with the patient.
+    Passphrase,
+    /// A code by a second e-mail, where the clinic policy allows it.
+    Email,
 }
 
 /// The composer screen.
@@ -252,6 +269,13 @@ pub struct Composer {
     /// The portal link of the notice this replies to: the reply belongs in
     /// the portal, and the e-mail reply quotes nothing.
     portal_notice_link: Option<String>,
+    /// How each portal recipient unlocks their copy; a code by phone when
+    /// not listed.
+    unlocks: Vec<(String, PortalUnlock)>,
+    /// The passphrase typed per portal recipient.
+    passphrases: Vec<(String, String)>,
+    /// Whether the clinic policy allows a code by e-mail.
+    allow_email_code: bool,
 }
 
 impl Composer {
@@ -367,6 +391,9 @@ impl Composer {
             overriding: None,
             quote_removed: false,
             portal_notice_link,
+            unlocks: Vec::new(),
+            passphrases: Vec::new(),
+            allow_email_code: false,
             session,
         }
     }
@@ -417,7 +444,9 @@ impl Composer {
         mut routing: Routing,
         internal_domains: Vec<String>,
         allow_override: bool,
+        allow_email_code: bool,
     ) -> Composer {
+        self.allow_email_code = allow_email_code;
         self.sensitivity = routing.default_sensitivity;
         if let Some(floor) = &self.floor {
             self.sensitivity = arrival::stronger(self.sensitivity, floor.sensitivity);
@@ -709,6 +738,42 @@ impl Composer {
             .collect()
     }
 
+    /// Returns how `address`, a portal recipient, unlocks their copy.
+    pub(super) fn unlock_for(&self, address: &str) -> PortalUnlock {
+        self.unlocks
+            .iter()
+            .find(|(entry, _)| entry == address)
+            .map_or(PortalUnlock::Phone, |(_, unlock)| *unlock)
+    }
+
+    /// Returns the passphrase typed for `address`, or "".
+    pub(super) fn passphrase_for(&self, address: &str) -> &str {
+        self.passphrases
+            .iter()
+            .find(|(entry, _)| entry == address)
+            .map_or("", |(_, passphrase)| passphrase.as_str())
+    }
+
+    /// Returns each portal recipient's factor for Send.
+    fn portal_factors(&self) -> Vec<(String, PortalFactor)> {
+        self.unlocks
+            .iter()
+            .map(|(address, unlock)| {
+                let factor = match unlock {
+                    PortalUnlock::Phone => PortalFactor::Phone,
+                    PortalUnlock::Email => PortalFactor::Email,
+                    PortalUnlock::Passphrase => {
+                        let typed = self.passphrase_for(address).trim();
+                        PortalFactor::Passphrase(
+                            (!typed.is_empty()).then(|| Secret::new(typed.to_owned())),
+                        )
+                    }
+                };
+                (address.clone(), factor)
+            })
+            .collect()
+    }
+
     /// Takes `address` off To, Cc and Bcc, and records the removal.
     fn remove_recipient(&mut self, address: &str) {
         if !self.is_editable() {
@@ -938,6 +1003,20 @@ impl Composer {
                 self.overriding = None;
                 Task::none()
             }
+            Message::ChooseUnlock(address, unlock) => {
+                if self.is_editable() && (unlock != PortalUnlock::Email || self.allow_email_code) {
+                    self.unlocks.retain(|(entry, _)| *entry != address);
+                    self.unlocks.push((address, unlock));
+                }
+                Task::none()
+            }
+            Message::PortalPassphrase(address, passphrase) => {
+                if self.is_editable() {
+                    self.passphrases.retain(|(entry, _)| *entry != address);
+                    self.passphrases.push((address, passphrase));
+                }
+                Task::none()
+            }
             Message::OpenPortalLink => {
                 if let Some(link) = &self.portal_notice_link
                     && let Err(error) = open_in_browser(link)
@@ -1165,10 +1244,19 @@ impl Composer {
                     && let Some(plan) = self.plan.clone()
                 {
                     let sign = self.sign.then_some(self.method);
+                    let factors = self.portal_factors();
                     return Task::perform(
                         async move {
                             session
-                                .send_planned(draft, message_id, format::now(), &plan, sign, audit)
+                                .send_planned_with(
+                                    draft,
+                                    message_id,
+                                    format::now(),
+                                    &plan,
+                                    sign,
+                                    audit,
+                                    &factors,
+                                )
                                 .await
                                 .map_err(|error| match error {
                                     SessionError::Openpgp(OpenpgpError::KeyLocked {
@@ -1294,6 +1382,7 @@ impl Composer {
                 .filter_map(|group| group.portal.as_ref())
                 .map(|delivery| PortalCode {
                     recipient: delivery.recipient.clone(),
+                    factor: delivery.factor,
                     code: delivery.code.clone(),
                     expires: delivery.expires,
                 })

@@ -9,8 +9,9 @@ use iced::{Element, Fill, keyboard};
 use wardmail::route::{Method as Route, Sensitivity};
 use wardmail::session::Method;
 
-use super::{BODY, Composer, Field, Message, OVERRIDE_REASON, State, TO};
+use super::{BODY, Composer, Field, Message, OVERRIDE_REASON, PortalUnlock, State, TO};
 use crate::ui::{format, style};
+use wardmail::portal::FactorKind;
 
 impl Composer {
     /// Draws the composer screen.
@@ -38,6 +39,7 @@ impl Composer {
         page = page.push(self.protection_row());
         page = page.push(self.routes_view().unwrap_or_else(|| space().into()));
         page = page.push(self.floor_banner().unwrap_or_else(|| space().into()));
+        page = page.push(self.portal_unlocks().unwrap_or_else(|| space().into()));
         page = page.push(self.unlock_prompt().unwrap_or_else(|| space().into()));
         page = page.push(self.attachment_list());
 
@@ -295,6 +297,66 @@ impl Composer {
         )
     }
 
+    /// Draws, for each recipient routed to the portal, how they will unlock
+    /// their copy: a code by phone, a passphrase agreed with them, or (where
+    /// the clinic policy allows it) a code by a second e-mail.
+    fn portal_unlocks(&self) -> Option<Element<'_, Message>> {
+        let plan = self.plan.as_ref()?;
+        let portal: Vec<&str> = plan
+            .routes
+            .iter()
+            .filter(|route| route.method == Some(Route::Portal))
+            .map(|route| route.address.as_str())
+            .collect();
+        if portal.is_empty() {
+            return None;
+        }
+        let editable = self.is_editable();
+        let mut block = column![].spacing(6);
+        for address in portal {
+            let chosen = Some(self.unlock_for(address));
+            let choice = |label: &'static str, value: PortalUnlock| {
+                let address = address.to_owned();
+                radio(label, value, chosen, move |value| {
+                    Message::ChooseUnlock(address.clone(), value)
+                })
+                .size(16)
+                .spacing(6)
+            };
+            let mut line = row![
+                text(format!("{address} opens it with")).size(style::SMALL),
+                choice("a code I give by phone", PortalUnlock::Phone),
+                choice("a passphrase we agreed", PortalUnlock::Passphrase),
+            ]
+            .spacing(12)
+            .align_y(iced::Center);
+            if self.allow_email_code {
+                line = line.push(choice(
+                    "a code by e-mail (low assurance)",
+                    PortalUnlock::Email,
+                ));
+            }
+            block = block.push(line);
+            if chosen == Some(PortalUnlock::Passphrase) {
+                let owned = address.to_owned();
+                block = block.push(
+                    text_input(
+                        "The passphrase agreed by phone; leave empty to use the one saved for them",
+                        self.passphrase_for(address),
+                    )
+                    .secure(true)
+                    .on_input_maybe(
+                        editable.then_some(move |value| {
+                            Message::PortalPassphrase(owned.clone(), value)
+                        }),
+                    )
+                    .padding(6),
+                );
+            }
+        }
+        Some(row![label("Portal"), block].spacing(8).into())
+    }
+
     /// Draws the passphrase prompt when signing needs a locked key.
     fn unlock_prompt(&self) -> Option<Element<'_, Message>> {
         let (fingerprint, passphrase) = self.unlock.as_ref()?;
@@ -381,19 +443,23 @@ impl Composer {
         }
         if let State::Delivered { codes } = &self.state {
             let mut block = column![
-                text("Sent. Give each recipient below their code by phone or SMS; the notice e-mail does not contain it.")
+                text("Sent through the secure portal. The notice e-mail holds only the link; each recipient below opens it as shown.")
                     .font(style::BOLD)
             ]
             .spacing(6);
             for code in codes {
                 let expires = format::day(code.expires);
-                let line = match &code.code {
-                    Some(digits) => format!(
+                let line = match (&code.code, code.factor) {
+                    (Some(digits), _) => format!(
                         "{}: code {} (the message can be read until {expires})",
                         code.recipient,
                         digits.expose()
                     ),
-                    None => format!(
+                    (None, FactorKind::EmailCode) => format!(
+                        "{}: the code went by a second e-mail, low assurance (until {expires})",
+                        code.recipient
+                    ),
+                    (None, _) => format!(
                         "{}: the passphrase agreed with them (until {expires})",
                         code.recipient
                     ),

@@ -259,15 +259,15 @@ fn parse_database(text: &str, base: &Path) -> Result<Database, String> {
         return Ok(Database::Sqlite(base.join(text)));
     }
 
-    let shown = redact_password(text.trim());
+    let redacted = redact_password(text.trim());
     let config: tokio_postgres::Config = text.trim().parse().map_err(|error| {
         format!(
-            "{shown:?} is not a valid PostgreSQL URL ({error}); write for example \"{EXAMPLE_POSTGRES_URL}\""
+            "{redacted:?} is not a valid PostgreSQL URL ({error}); write for example \"{EXAMPLE_POSTGRES_URL}\""
         )
     })?;
     if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
         return Err(format!(
-            "{shown:?} names no host; write for example \"{EXAMPLE_POSTGRES_URL}\""
+            "{redacted:?} names no host; write for example \"{EXAMPLE_POSTGRES_URL}\""
         ));
     }
     // NOTE: connections to PostgreSQL are made without TLS, so a database
@@ -276,7 +276,7 @@ fn parse_database(text: &str, base: &Path) -> Result<Database, String> {
     // TLS tunnel (or a pooler) and point the URL at its loopback port.
     if let Some(host) = crate::store::first_remote_host(&config) {
         return Err(format!(
-            "{shown:?} names the host {host:?}, which is not on this machine; the portal connects to PostgreSQL without TLS, so give 127.0.0.1, ::1, localhost or a Unix socket directory, and reach a remote database through a TLS tunnel listening on loopback"
+            "{redacted:?} names the host {host:?}, which is not on this machine; the portal connects to PostgreSQL without TLS, so give 127.0.0.1, ::1, localhost or a Unix socket directory, and reach a remote database through a TLS tunnel listening on loopback"
         ));
     }
     Ok(Database::Postgres(Box::new(config)))

@@ -6,7 +6,7 @@
 //! throttle) it locks the row with `SELECT ... FOR UPDATE` first, so two
 //! instances cannot both accept a wrong code that should have locked the
 //! message, nor lose a count. A nonce is recorded with one upsert, so the
-//! replay window holds across instances.
+//! replay window covers all instances.
 //!
 //! Event and reply sequence numbers are paging cursors: the desktop asks
 //! for everything after the last one it saw. A sequence hands out numbers
@@ -19,7 +19,7 @@
 //! PostgreSQL writes a new row version. The old version, and the TOAST
 //! chunks of a large envelope, stay in the table's files as dead tuples
 //! until VACUUM marks their space reusable, and the bytes remain on disk
-//! until that space is overwritten; the WAL holds them until its segments
+//! until that space is overwritten; the WAL keeps them until its segments
 //! are recycled. The operator must keep autovacuum on (the default) and
 //! treat the data directory, WAL archives and backups as holding
 //! ciphertext for that time.
@@ -254,8 +254,8 @@ impl PgStore {
     }
 }
 
-fn to_u32(value: i64, what: &str) -> Result<u32, StoreError> {
-    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} is {value}")))
+fn to_u32(value: i64, column: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} is {value}")))
 }
 
 async fn message_row(

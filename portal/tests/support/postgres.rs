@@ -4,10 +4,10 @@
 //!
 //! PostgreSQL refuses to run as root, so under root the server runs as the
 //! `postgres` system user (or `nobody`), set through `Command::uid`. The
-//! test process cannot run code at exit, so a small watchdog shell holds
-//! the read end of a pipe whose write end only this process holds: when
-//! the process ends, for whatever reason, the watchdog stops the server by
-//! its pid and removes the directory.
+//! test process cannot run code at exit, so a small watchdog shell reads a
+//! pipe whose write end only this process has open. When the process ends,
+//! for whatever reason, the read sees end of file and the watchdog stops
+//! the server by its pid and removes the directory.
 
 use std::io::BufRead as _;
 use std::os::unix::process::CommandExt as _;

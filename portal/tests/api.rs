@@ -287,8 +287,8 @@ impl Portal {
         answer.json()["attempts_left"].as_u64().unwrap()
     }
 
-    /// The stored state, envelope and wrapped key of a message, read from
-    /// the database directly.
+    /// Reads a message's state, envelope and wrapped key from the database
+    /// directly.
     async fn stored_message(&self, id: &str) -> (String, Option<Vec<u8>>, Option<Vec<u8>>) {
         let query = "SELECT state, envelope, wrapped_key FROM messages WHERE id = ";
         match &self.database {
@@ -1358,6 +1358,110 @@ async fn postgres_two_instances_share_counts() {
         "replayed on the other instance: {}",
         replayed.text()
     );
+}
+
+/// A server whose PostgreSQL connections were all ended (as by a database
+/// restart) connects again on the next requests.
+#[tokio::test]
+async fn postgres_reconnects_after_disconnect() {
+    let portal = start_portal(Backend::Postgres, "").await;
+    let device = portal.enrol("desk 1").await;
+    let Database::Postgres(postgres) = &portal.database else {
+        panic!("not PostgreSQL");
+    };
+    let database = postgres.get_dbname().unwrap().to_owned();
+
+    let admin = cluster::connect(&url_for_database(postgres, "postgres")).await;
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&database],
+        )
+        .await
+        .unwrap();
+    assert!(!ended.is_empty(), "the server had no connection to end");
+    // Give each connection task time to see its connection end.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    for _ in 0..10 {
+        let message = Sealed::new("12345678");
+        upload(&portal, &device, &message, 5).await;
+        assert_eq!(portal.attempts_left(&message.id).await, 5);
+    }
+}
+
+/// The URL of another database in the same cluster.
+fn url_for_database(postgres: &tokio_postgres::Config, database: &str) -> String {
+    let password = String::from_utf8(postgres.get_password().unwrap().to_vec()).unwrap();
+    format!(
+        "postgres://{}:{password}@127.0.0.1:{}/{database}",
+        postgres.get_user().unwrap(),
+        postgres.get_ports()[0]
+    )
+}
+
+/// Runs the server binary's `enrol-token` with the most verbose logging,
+/// tokio-postgres's included.
+fn enrol_token_command(config_path: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wardmail-portal"))
+        .args(["enrol-token", "--label", "desk 9", "--config"])
+        .arg(config_path)
+        .env("RUST_LOG", "trace,tokio_postgres=trace")
+        .output()
+        .unwrap()
+}
+
+/// `enrol-token` writes to the PostgreSQL database that the servers use,
+/// and neither it nor a failed connection prints the password or the
+/// query parameters.
+#[tokio::test]
+async fn postgres_enrol_token_command() {
+    logs();
+    let cluster = cluster::Cluster::get();
+    let url = cluster.new_database().await;
+    let directory = tempfile::tempdir().unwrap();
+    let config = portal_config(directory.path(), &url, "");
+    let config_path = directory.path().join("portal.toml");
+    let store = open_store(&config).await;
+    let portal = start_with_store(config, store, directory).await;
+
+    let output = enrol_token_command(&config_path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let database = url.rsplit('/').next().unwrap();
+    assert!(stderr.contains("using PostgreSQL"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("database {database} on 127.0.0.1:")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(cluster.password()), "{stderr}");
+    assert!(!stderr.contains("executing statement"), "{stderr}");
+    let token = String::from_utf8(output.stdout).unwrap();
+    let token = token.lines().next().unwrap();
+    assert!(!stderr.contains(token), "{stderr}");
+
+    let answer = portal
+        .post_json(
+            "/api/v1/devices",
+            &json!({"token": token, "public_key": b64(&[9; 32])}),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+
+    let wrong_password = "wrong-password-for-the-test";
+    let wrong_url = url.replacen(cluster.password(), wrong_password, 1);
+    let directory = tempfile::tempdir().unwrap();
+    portal_config(directory.path(), &wrong_url, "");
+    let output = enrol_token_command(&directory.path().join("portal.toml"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to the PostgreSQL database {database} on 127.0.0.1:"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(wrong_password), "{stderr}");
 }
 
 // ---------------------------------------------------------------------

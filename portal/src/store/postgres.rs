@@ -221,6 +221,10 @@ impl PgStore {
 
     /// Borrows a connection: a free one if any, otherwise the next in
     /// turn once it is free. Connects the slot if it has no live connection.
+    // NOTE: a connection that broke (a database restart) is noticed only
+    // once its task ends, so a query sent just before fails with a 500 to
+    // the client. The slot reconnects on its next use; a retry would have
+    // to know whether the lost transaction committed.
     async fn connection(&self) -> Result<Connection, StoreError> {
         let slots = &self.pool.slots;
         let start = self.pool.next.fetch_add(1, Ordering::Relaxed) % slots.len();

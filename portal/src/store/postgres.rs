@@ -215,7 +215,7 @@ impl PgStore {
             .await?;
         transaction.batch_execute(SCHEMA).await?;
         transaction.commit().await?;
-        tracing::info!(target = %store.pool.target, "using PostgreSQL");
+        tracing::info!(postgres = %store.pool.target, "using PostgreSQL");
         Ok(store)
     }
 

@@ -72,10 +72,16 @@ pub struct TlsFiles {
 pub enum Database {
     /// Path of the SQLite database file.
     Sqlite(PathBuf),
-    /// A parsed `postgres://` or `postgresql://` connection string. Its
-    /// `Debug` output hides the password; log it only through
-    /// [`crate::store::describe_postgres`].
-    Postgres(Box<tokio_postgres::Config>),
+    /// A PostgreSQL database.
+    Postgres {
+        /// The parsed `postgres://` or `postgresql://` connection string.
+        /// Its `Debug` output hides the password; log it only through
+        /// [`crate::store::describe_postgres`].
+        url: Box<tokio_postgres::Config>,
+        /// The CA certificates (PEM) that the database server's certificate
+        /// must chain to; connections use TLS exactly when this is set.
+        ca: Option<PathBuf>,
+    },
 }
 
 /// Format of the log output.
@@ -126,6 +132,7 @@ struct RawConfig {
     listen: Option<String>,
     public_url: String,
     database: String,
+    database_ca: Option<PathBuf>,
     tls: Option<TlsFiles>,
     contact: String,
     max_attempts: Option<u32>,
@@ -210,8 +217,9 @@ impl Config {
         }
 
         let base = path.parent().unwrap_or(Path::new("."));
-        let database =
-            parse_database(&raw.database, base).map_err(|reason| invalid("database", reason))?;
+        let database_ca = raw.database_ca.map(|ca| base.join(ca));
+        let database = parse_database(&raw.database, database_ca, base)
+            .map_err(|(key, reason)| invalid(key, reason))?;
         let tls = raw.tls.map(|files| TlsFiles {
             cert: base.join(files.cert),
             key: base.join(files.key),
@@ -240,9 +248,30 @@ impl Config {
 /// An example PostgreSQL URL for error messages.
 const EXAMPLE_POSTGRES_URL: &str = "postgres://wardmail:PASSWORD@127.0.0.1:5432/wardmail_portal";
 
+/// Reads `database` and `database_ca`. Returns the key at fault and the
+/// reason on failure.
+fn parse_database(
+    text: &str,
+    ca: Option<PathBuf>,
+    base: &Path,
+) -> Result<Database, (&'static str, String)> {
+    parse_database_url(text, ca.is_some(), base)
+        .map_err(|reason| ("database", reason))
+        .and_then(|database| match database {
+            Database::Postgres { url, .. } => Ok(Database::Postgres { url, ca }),
+            Database::Sqlite(_) if ca.is_some() => Err((
+                "database_ca",
+                "it applies only to a PostgreSQL URL in `database`; remove it for a SQLite file"
+                    .into(),
+            )),
+            sqlite => Ok(sqlite),
+        })
+}
+
 /// Reads `database`: a `postgres://` or `postgresql://` URL, or else a
-/// file path, taken relative to `base` when relative.
-fn parse_database(text: &str, base: &Path) -> Result<Database, String> {
+/// file path, taken relative to `base` when relative. With `tls`, a host on
+/// another machine is accepted.
+fn parse_database_url(text: &str, tls: bool, base: &Path) -> Result<Database, String> {
     let lower = text.trim().to_ascii_lowercase();
     let is_postgres = lower.starts_with("postgres://") || lower.starts_with("postgresql://");
     if !is_postgres {
@@ -270,16 +299,18 @@ fn parse_database(text: &str, base: &Path) -> Result<Database, String> {
             "{redacted:?} names no host; write for example \"{EXAMPLE_POSTGRES_URL}\""
         ));
     }
-    // NOTE: connections to PostgreSQL are made without TLS, so a database
-    // on another machine is refused rather than reached in the clear. A
-    // remote database needs tokio-postgres-rustls; until then, run a local
-    // TLS tunnel (or a pooler) and point the URL at its loopback port.
-    if let Some(host) = crate::store::first_remote_host(&config) {
+    // Without `database_ca` there is no TLS, so a database on another
+    // machine is refused rather than reached in the clear.
+    let remote_host = crate::store::first_remote_host(&config).filter(|_| !tls);
+    if let Some(host) = remote_host {
         return Err(format!(
-            "{redacted:?} names the host {host:?}, which is not on this machine; the portal connects to PostgreSQL without TLS, so give 127.0.0.1, ::1, localhost or a Unix socket directory, and reach a remote database through a TLS tunnel listening on loopback"
+            "{redacted:?} names the host {host:?}, which is not on this machine; set `database_ca` to the CA certificate of the database server so the portal connects with TLS, or give 127.0.0.1, ::1, localhost or a Unix socket directory"
         ));
     }
-    Ok(Database::Postgres(Box::new(config)))
+    Ok(Database::Postgres {
+        url: Box::new(config),
+        ca: None,
+    })
 }
 
 /// Replaces the password in a connection URL (after `user:` or in a
@@ -392,9 +423,10 @@ contact = "Riverside Clinic, 0123 456 789"
     #[test]
     fn config_postgres_url() {
         let config = with_database("postgresql://portal:s3cret@127.0.0.1:5433/portal_db").unwrap();
-        let Database::Postgres(postgres) = &config.database else {
+        let Database::Postgres { url: postgres, ca } = &config.database else {
             panic!("not PostgreSQL: {:?}", config.database);
         };
+        assert_eq!(*ca, None);
         assert_eq!(postgres.get_dbname(), Some("portal_db"));
         assert_eq!(postgres.get_ports(), [5433]);
         assert_eq!(
@@ -428,6 +460,22 @@ contact = "Riverside Clinic, 0123 456 789"
             assert!(!error.contains("s3cret"), "{url}: {error}");
         }
         assert!(with_database("postgres://u@[::1]:5432/portal").is_ok());
+
+        let remote = "postgres://u:s3cret@db.example.org/portal";
+        let with_ca = parse(&format!(
+            "{}database_ca = \"db-ca.pem\"\n",
+            MINIMAL.replace("portal.sqlite3", remote)
+        ))
+        .unwrap();
+        let Database::Postgres { ca, .. } = &with_ca.database else {
+            panic!("not PostgreSQL: {:?}", with_ca.database);
+        };
+        assert_eq!(
+            ca.as_deref(),
+            Some(Path::new("/etc/wardmail-portal/db-ca.pem"))
+        );
+        let error = parse(&format!("{MINIMAL}database_ca = \"db-ca.pem\"\n")).unwrap_err();
+        assert!(error.to_string().contains("`database_ca`"), "{error}");
         assert!(with_database("postgres://u@localhost/portal").is_ok());
     }
 }

@@ -99,7 +99,7 @@ async fn open_store(config: &Config) -> Result<AnyStore, String> {
                 .map_err(|error| error.to_string())?;
             Ok(store.into())
         }
-        Database::Postgres(postgres) => PgStore::connect(postgres)
+        Database::Postgres { url, ca } => PgStore::connect(url, ca.as_deref())
             .await
             .map(AnyStore::from)
             .map_err(|error| error.to_string()),

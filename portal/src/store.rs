@@ -36,13 +36,14 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// PostgreSQL refused a query or the connection broke.
-    #[error("cannot use the PostgreSQL database: {0}")]
+    #[error("cannot use the PostgreSQL database: {}", postgres_reason(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No connection to PostgreSQL could be made. `target` names the
     /// database and host, never the user or password.
     #[error(
-        "cannot connect to the PostgreSQL {target}: {source}; check that the server runs, \
-         and the user, password and database in `database`"
+        "cannot connect to the PostgreSQL {target}: {}; check that the server runs, \
+         and the user, password and database in `database`",
+        postgres_reason(.source)
     )]
     Connect {
         /// Database and host, for example `database portal on 127.0.0.1:5432`.
@@ -50,12 +51,37 @@ pub enum StoreError {
         /// The error.
         source: tokio_postgres::Error,
     },
+    /// The CA file for TLS to PostgreSQL cannot be used.
+    #[error("cannot use the CA file {path} of `database_ca`: {reason}")]
+    DatabaseCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Description of the problem and its fix.
+        reason: String,
+    },
     /// The worker thread running the query stopped.
     #[error("cannot finish the database task: {0}")]
     Task(#[from] tokio::task::JoinError),
     /// The database holds a value that this version cannot read.
     #[error("cannot read the database: {0}")]
     Corrupt(String),
+}
+
+/// Describes a tokio-postgres error with its causes. For an error from the
+/// server only the severity and message are kept: its detail can quote the
+/// row's values, such as a message id.
+fn postgres_reason(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
 }
 
 /// How the recipient proves the second factor; see the scheme document.

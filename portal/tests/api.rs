@@ -140,7 +140,9 @@ fn portal_config(directory: &Path, database: &str, extra_config: &str) -> Config
 async fn open_store(config: &Config) -> AnyStore {
     match &config.database {
         Database::Sqlite(path) => SqliteStore::open(path).unwrap().into(),
-        Database::Postgres(postgres) => PgStore::connect(postgres).await.unwrap().into(),
+        Database::Postgres { url, ca } => {
+            PgStore::connect(url, ca.as_deref()).await.unwrap().into()
+        }
     }
 }
 
@@ -298,8 +300,8 @@ impl Portal {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })
                 .unwrap(),
-            Database::Postgres(postgres) => {
-                let (client, connection) = postgres.connect(tokio_postgres::NoTls).await.unwrap();
+            Database::Postgres { url, .. } => {
+                let (client, connection) = url.connect(tokio_postgres::NoTls).await.unwrap();
                 tokio::spawn(connection);
                 let row = client
                     .query_one(&format!("{query}$1"), &[&id])
@@ -1366,7 +1368,7 @@ async fn postgres_two_instances_share_counts() {
 async fn postgres_reconnects_after_disconnect() {
     let portal = start_portal(Backend::Postgres, "").await;
     let device = portal.enrol("desk 1").await;
-    let Database::Postgres(postgres) = &portal.database else {
+    let Database::Postgres { url: postgres, .. } = &portal.database else {
         panic!("not PostgreSQL");
     };
     let database = postgres.get_dbname().unwrap().to_owned();
@@ -1398,6 +1400,46 @@ fn url_for_database(postgres: &tokio_postgres::Config, database: &str) -> String
         postgres.get_user().unwrap(),
         postgres.get_ports()[0]
     )
+}
+
+/// With `database_ca` the portal reaches PostgreSQL over TLS and checks
+/// the server's certificate: a database that rejects plain connections
+/// works, and a CA that did not issue the certificate fails start-up.
+#[tokio::test]
+async fn postgres_tls_verified() {
+    logs();
+    let cluster = cluster::Cluster::get();
+    let url = cluster.create_database(cluster::TLS_ONLY).await;
+
+    let directory = tempfile::tempdir().unwrap();
+    let plain = portal_config(directory.path(), &url, "");
+    let Database::Postgres { url: plain, .. } = &plain.database else {
+        panic!("not PostgreSQL");
+    };
+    let error = PgStore::connect(plain, None).await.err().unwrap();
+    assert!(error.to_string().contains("no encryption"), "{error}");
+
+    let other_ca = format!("database_ca = {:?}\n", cluster.other_ca_file());
+    let config = portal_config(directory.path(), &url, &other_ca);
+    let Database::Postgres { url: postgres, ca } = &config.database else {
+        panic!("not PostgreSQL");
+    };
+    let error = PgStore::connect(postgres, ca.as_deref())
+        .await
+        .err()
+        .unwrap();
+    let text = error.to_string();
+    assert!(text.contains("certificate"), "{text}");
+    assert!(!text.contains(cluster.password()), "{text}");
+
+    let ca = format!("database_ca = {:?}\n", cluster.ca_file());
+    let config = portal_config(directory.path(), &url, &ca);
+    let store = open_store(&config).await;
+    let portal = start_with_store(config, store, directory).await;
+    let device = portal.enrol("desk 1").await;
+    let message = Sealed::new("12345678");
+    upload(&portal, &device, &message, 5).await;
+    assert_eq!(portal.attempts_left(&message.id).await, 5);
 }
 
 /// Runs the server binary's `enrol-token` with the most verbose logging,

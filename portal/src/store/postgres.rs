@@ -35,6 +35,10 @@ use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Transaction};
 
+mod tls;
+
+use std::path::Path;
+
 use super::{
     Attempt, Change, Event, Factor, Lock, NONCE_WINDOW_SECONDS, NewMessage, Refusal, Reply, Sealed,
     Status, Store, StoreError, Sweep,
@@ -122,6 +126,7 @@ pub struct PgStore {
 /// again after its connection broke.
 struct Pool {
     config: Config,
+    tls: Option<tls::RustlsConnect>,
     target: String,
     slots: Vec<Arc<Mutex<Option<Client>>>>,
     next: AtomicUsize,
@@ -160,7 +165,7 @@ pub fn describe(config: &Config) -> String {
 }
 
 /// Checks that every host of the connection string is on this machine
-/// (loopback or a Unix socket), because connections are made without TLS.
+/// (loopback or a Unix socket), as a connection without TLS requires.
 /// Returns the first host that is not.
 pub fn first_remote_host(config: &Config) -> Option<String> {
     let is_local_name = |name: &str| {
@@ -185,10 +190,25 @@ pub fn first_remote_host(config: &Config) -> Option<String> {
 
 impl PgStore {
     /// Connects to the database and creates the tables that are missing.
-    /// The connection string must name only hosts on this machine; see
-    /// [`first_remote_host`].
-    pub async fn connect(config: &Config) -> Result<Self, StoreError> {
+    /// With `ca` every connection uses TLS and the server's certificate must
+    /// chain to the CA certificates in that PEM file. Without it there is
+    /// no TLS, and the caller checks that every host is on this machine
+    /// (see [`first_remote_host`]).
+    pub async fn connect(config: &Config, ca: Option<&Path>) -> Result<Self, StoreError> {
+        let tls = ca
+            .map(|path| {
+                tls::RustlsConnect::from_ca_file(path).map_err(|reason| StoreError::DatabaseCa {
+                    path: path.to_owned(),
+                    reason,
+                })
+            })
+            .transpose()?;
         let mut config = config.clone();
+        if tls.is_some() {
+            // The default, prefer, would fall back to a plain connection
+            // when the server offers no TLS.
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -198,6 +218,7 @@ impl PgStore {
         let pool = Pool {
             target: describe(&config),
             config,
+            tls,
             slots: (0..POOL_SIZE).map(|_| Arc::new(Mutex::new(None))).collect(),
             next: AtomicUsize::new(0),
         };
@@ -237,24 +258,39 @@ impl PgStore {
         };
 
         if guard.as_ref().is_none_or(Client::is_closed) {
-            let (client, connection) =
-                self.pool
-                    .config
-                    .connect(NoTls)
-                    .await
-                    .map_err(|source| StoreError::Connect {
-                        target: self.pool.target.clone(),
-                        source,
-                    })?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::warn!(%error, "PostgreSQL connection ended; reconnecting on next use");
-                }
-            });
-            *guard = Some(client);
+            *guard = Some(self.connect_slot().await?);
         }
         OwnedMutexGuard::try_map(guard, Option::as_mut)
             .map_err(|_| StoreError::Corrupt("a pool slot lost its connection".into()))
+    }
+}
+
+impl PgStore {
+    /// Opens a new connection, with TLS if configured, and drives it in a
+    /// task of its own.
+    async fn connect_slot(&self) -> Result<Client, StoreError> {
+        let connect_error = |source| StoreError::Connect {
+            target: self.pool.target.clone(),
+            source,
+        };
+        let config = &self.pool.config;
+        let (client, connection) = match &self.pool.tls {
+            Some(tls) => {
+                let (client, connection) =
+                    config.connect(tls.clone()).await.map_err(connect_error)?;
+                (client, tokio::spawn(connection))
+            }
+            None => {
+                let (client, connection) = config.connect(NoTls).await.map_err(connect_error)?;
+                (client, tokio::spawn(connection))
+            }
+        };
+        tokio::spawn(async move {
+            if let Ok(Err(error)) = connection.await {
+                tracing::warn!(%error, "PostgreSQL connection ended; reconnecting on next use");
+            }
+        });
+        Ok(client)
     }
 }
 

@@ -1,6 +1,8 @@
 //! A throwaway PostgreSQL cluster for the tests: initdb into a temporary
 //! directory, one `postgres` process on 127.0.0.1 and a free port, password
-//! (SCRAM) authentication, and one fresh database per test.
+//! (SCRAM) authentication, and one fresh database per test. TLS is on, with
+//! a certificate from a test CA made by the openssl command, and the
+//! database [`TLS_ONLY`] accepts only TLS connections.
 //!
 //! PostgreSQL refuses to run as root, so under root the server runs as the
 //! `postgres` system user (or `nobody`), set through `Command::uid`. The
@@ -20,9 +22,13 @@ use std::time::{Duration, Instant};
 /// The superuser the cluster is created with.
 const USER: &str = "wardmail";
 
+/// The database that pg_hba.conf closes to connections without TLS.
+pub const TLS_ONLY: &str = "tls_only";
+
 /// A running cluster; never dropped (see the module documentation).
 pub struct Cluster {
     port: u16,
+    directory: PathBuf,
     password: String,
     /// Kept so the child is not reaped early; the watchdog stops it.
     _server: Child,
@@ -42,16 +48,31 @@ impl Cluster {
         &self.password
     }
 
+    /// The PEM file of the CA that issued the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.directory.join("ca.pem")
+    }
+
+    /// The PEM file of a CA that issued nothing the server uses.
+    pub fn other_ca_file(&self) -> PathBuf {
+        self.directory.join("other-ca.pem")
+    }
+
     /// Creates an empty database and returns its URL.
     pub async fn new_database(&self) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!("test_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.create_database(&format!("test_{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+            .await
+    }
+
+    /// Creates an empty database called `name` and returns its URL.
+    pub async fn create_database(&self, name: &str) -> String {
         let admin = connect(&self.url("postgres")).await;
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
-        self.url(&name)
+        self.url(name)
     }
 
     fn url(&self, database: &str) -> String {
@@ -186,6 +207,23 @@ fn start() -> Cluster {
         String::from_utf8_lossy(&initdb.stderr)
     );
 
+    make_certificates(&directory, &data);
+    for file in ["server.key", "server.crt"] {
+        let path = data.join(file);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        if let Some((uid, gid)) = user {
+            chown_all(&path, uid, gid);
+        }
+    }
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("hostnossl {TLS_ONLY} all all reject\n{rules}"),
+    )
+    .unwrap();
+
     let port = free_port();
     let log = std::fs::File::create(directory.join("server.log")).unwrap();
     if let Some((uid, gid)) = user {
@@ -198,6 +236,13 @@ fn start() -> Cluster {
         .args(["-c", "listen_addresses=127.0.0.1"])
         .args(["-c", "unix_socket_directories="])
         .args(["-c", "fsync=off", "-c", "max_connections=200"])
+        .args(["-c", "ssl=on"])
+        .args([
+            "-c",
+            "ssl_cert_file=server.crt",
+            "-c",
+            "ssl_key_file=server.key",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -228,10 +273,95 @@ fn start() -> Cluster {
     );
     Cluster {
         port,
+        directory,
         password,
         _server: server,
         _watchdog: watchdog,
     }
+}
+
+/// Makes a test CA, a server certificate from it for 127.0.0.1 and
+/// localhost in the data directory, and a second, unrelated CA.
+fn make_certificates(directory: &Path, data: &Path) {
+    let openssl = |arguments: &[&str]| {
+        let output = Command::new("openssl")
+            .args(arguments)
+            .current_dir(directory)
+            .output()
+            .unwrap_or_else(|error| {
+                panic!("cannot run openssl ({error}); run scripts/install-test-deps")
+            });
+        assert!(
+            output.status.success(),
+            "openssl {arguments:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let new_ca = |name: &str| {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=Wardmail test {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+    };
+    new_ca("ca");
+    new_ca("other-ca");
+
+    std::fs::write(
+        directory.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let server_key = data.join("server.key");
+    let server_key = server_key.to_str().unwrap();
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        server_key,
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        data.join("server.crt").to_str().unwrap(),
+    ]);
 }
 
 fn wait_until_ready(directory: &Path, port: u16) {

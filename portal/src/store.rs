@@ -42,7 +42,7 @@ pub enum StoreError {
     /// database and host, never the user or password.
     #[error(
         "cannot connect to the PostgreSQL {target}: {}; check that the server runs, \
-         and the user, password and database in `database`",
+         the user, password and database in `database`, and for TLS errors `database_ca`",
         postgres_reason(.source)
     )]
     Connect {

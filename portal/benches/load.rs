@@ -29,7 +29,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use ring::rand::{SecureRandom, SystemRandom};
 use wardmail_portal::app::App;
-use wardmail_portal::config::Config;
+use wardmail_portal::config::{Config, Database};
 use wardmail_portal::server::Bound;
 use wardmail_portal::store::{Factor, Lock, NewMessage, SqliteStore, Store as _};
 
@@ -58,7 +58,10 @@ async fn run() {
     )
     .unwrap();
     let config = Config::load(&config_path).unwrap();
-    let store = SqliteStore::open(&config.database).unwrap();
+    let Database::Sqlite(path) = &config.database else {
+        panic!("the config names a SQLite file");
+    };
+    let store = SqliteStore::open(path).unwrap();
     let bound = Bound::bind(&config).await.unwrap();
     let address = bound.local_addr().unwrap();
     let app = Arc::new(App {

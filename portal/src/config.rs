@@ -38,8 +38,8 @@ pub struct Config {
     /// example `https://portal.clinic.example`. Signed requests are checked
     /// against it, so it must match what the desktops call.
     pub public_url: String,
-    /// Path of the SQLite database file.
-    pub database: PathBuf,
+    /// Where messages are stored.
+    pub database: Database,
     /// Certificate chain and private key (PEM) for HTTPS; `None` serves
     /// plain HTTP, for use behind a reverse proxy that terminates TLS.
     pub tls: Option<TlsFiles>,
@@ -65,6 +65,23 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// Private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+}
+
+/// The storage `database` names: a file path or a PostgreSQL URL.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// Path of the SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres {
+        /// The parsed `postgres://` or `postgresql://` connection string.
+        /// Its `Debug` output hides the password; log it only through
+        /// [`crate::store::describe_postgres`].
+        url: Box<tokio_postgres::Config>,
+        /// The CA certificates (PEM) that the database server's certificate
+        /// must chain to; connections use TLS exactly when this is set.
+        ca: Option<PathBuf>,
+    },
 }
 
 /// Format of the log output.
@@ -114,7 +131,8 @@ pub enum ConfigError {
 struct RawConfig {
     listen: Option<String>,
     public_url: String,
-    database: PathBuf,
+    database: String,
+    database_ca: Option<PathBuf>,
     tls: Option<TlsFiles>,
     contact: String,
     max_attempts: Option<u32>,
@@ -199,6 +217,9 @@ impl Config {
         }
 
         let base = path.parent().unwrap_or(Path::new("."));
+        let database_ca = raw.database_ca.map(|ca| base.join(ca));
+        let database = parse_database(&raw.database, database_ca, base)
+            .map_err(|(key, reason)| invalid(key, reason))?;
         let tls = raw.tls.map(|files| TlsFiles {
             cert: base.join(files.cert),
             key: base.join(files.key),
@@ -207,7 +228,7 @@ impl Config {
         Ok(Self {
             listen,
             public_url,
-            database: base.join(raw.database),
+            database,
             tls,
             contact,
             max_attempts,
@@ -222,6 +243,104 @@ impl Config {
     pub fn is_https(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+}
+
+/// An example PostgreSQL URL for error messages.
+const EXAMPLE_POSTGRES_URL: &str = "postgres://wardmail:PASSWORD@127.0.0.1:5432/wardmail_portal";
+
+/// Reads `database` and `database_ca`. Returns the key at fault and the
+/// reason on failure.
+fn parse_database(
+    text: &str,
+    ca: Option<PathBuf>,
+    base: &Path,
+) -> Result<Database, (&'static str, String)> {
+    parse_database_url(text, ca.is_some(), base)
+        .map_err(|reason| ("database", reason))
+        .and_then(|database| match database {
+            Database::Postgres { url, .. } => Ok(Database::Postgres { url, ca }),
+            Database::Sqlite(_) if ca.is_some() => Err((
+                "database_ca",
+                "it applies only to a PostgreSQL URL in `database`; remove it for a SQLite file"
+                    .into(),
+            )),
+            sqlite => Ok(sqlite),
+        })
+}
+
+/// Reads `database`: a `postgres://` or `postgresql://` URL, or else a
+/// file path, taken relative to `base` when relative. With `tls`, a host on
+/// another machine is accepted.
+fn parse_database_url(text: &str, tls: bool, base: &Path) -> Result<Database, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let is_postgres = lower.starts_with("postgres://") || lower.starts_with("postgresql://");
+    if !is_postgres {
+        if let Some((scheme, _)) = lower.split_once("://") {
+            return Err(format!(
+                "the scheme {scheme:?} is not supported; give a SQLite file path, or a PostgreSQL URL such as \"{EXAMPLE_POSTGRES_URL}\""
+            ));
+        }
+        if text.trim().is_empty() {
+            return Err(format!(
+                "it is empty; give a SQLite file path such as \"portal.sqlite3\", or a PostgreSQL URL such as \"{EXAMPLE_POSTGRES_URL}\""
+            ));
+        }
+        return Ok(Database::Sqlite(base.join(text)));
+    }
+
+    let redacted = redact_password(text.trim());
+    let config: tokio_postgres::Config = text.trim().parse().map_err(|error| {
+        format!(
+            "{redacted:?} is not a valid PostgreSQL URL ({error}); write for example \"{EXAMPLE_POSTGRES_URL}\""
+        )
+    })?;
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        return Err(format!(
+            "{redacted:?} names no host; write for example \"{EXAMPLE_POSTGRES_URL}\""
+        ));
+    }
+    // Without `database_ca` there is no TLS, so a database on another
+    // machine is refused rather than reached in the clear.
+    let remote_host = crate::store::first_remote_host(&config).filter(|_| !tls);
+    if let Some(host) = remote_host {
+        return Err(format!(
+            "{redacted:?} names the host {host:?}, which is not on this machine; set `database_ca` to the CA certificate of the database server so the portal connects with TLS, or give 127.0.0.1, ::1, localhost or a Unix socket directory"
+        ));
+    }
+    Ok(Database::Postgres {
+        url: Box::new(config),
+        ca: None,
+    })
+}
+
+/// Replaces the password in a connection URL (after `user:` or in a
+/// `password=` parameter) with `***`, for error messages.
+fn redact_password(url: &str) -> String {
+    let mut shown = url.to_owned();
+    if let Some(scheme_end) = shown.find("://") {
+        let authority_start = scheme_end + 3;
+        let authority_end = shown[authority_start..]
+            .find(['/', '?'])
+            .map_or(shown.len(), |offset| authority_start + offset);
+        if let Some(at) = shown[authority_start..authority_end].rfind('@') {
+            let userinfo = authority_start..authority_start + at;
+            if let Some(colon) = shown[userinfo.clone()].find(':') {
+                shown.replace_range(userinfo.start + colon + 1..userinfo.end, "***");
+            }
+        }
+    }
+    if let Some(query_start) = shown.find('?') {
+        let query = shown[query_start + 1..]
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        shown.replace_range(query_start + 1.., &query);
+    }
+    shown
 }
 
 /// Checks `public_url` and returns it without a trailing slash.
@@ -264,9 +383,10 @@ contact = "Riverside Clinic, 0123 456 789"
         let config = parse(MINIMAL).unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(config.public_url, "https://portal.clinic.example");
-        assert_eq!(
-            config.database,
-            PathBuf::from("/etc/wardmail-portal/portal.sqlite3")
+        assert!(
+            matches!(&config.database, Database::Sqlite(path) if path == Path::new("/etc/wardmail-portal/portal.sqlite3")),
+            "{:?}",
+            config.database
         );
         assert_eq!(config.max_attempts, 5);
         assert_eq!(config.expiry_days, 14);
@@ -294,5 +414,68 @@ contact = "Riverside Clinic, 0123 456 789"
         }
         let error = parse(&MINIMAL.replace("https://", "ftp://")).unwrap_err();
         assert!(error.to_string().contains("`public_url`"), "{error}");
+    }
+
+    fn with_database(value: &str) -> Result<Config, ConfigError> {
+        parse(&MINIMAL.replace("portal.sqlite3", value))
+    }
+
+    #[test]
+    fn config_postgres_url() {
+        let config = with_database("postgresql://portal:s3cret@127.0.0.1:5433/portal_db").unwrap();
+        let Database::Postgres { url: postgres, ca } = &config.database else {
+            panic!("not PostgreSQL: {:?}", config.database);
+        };
+        assert_eq!(*ca, None);
+        assert_eq!(postgres.get_dbname(), Some("portal_db"));
+        assert_eq!(postgres.get_ports(), [5433]);
+        assert_eq!(
+            crate::store::describe_postgres(postgres),
+            "database portal_db on 127.0.0.1:5433"
+        );
+        assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+    }
+
+    #[test]
+    fn config_postgres_errors_hide_password() {
+        let cases = [
+            (
+                "postgres://u:s3cret@db.example.org/portal",
+                "not on this machine",
+            ),
+            (
+                "postgres://u:s3cret@127.0.0.1:notaport/portal",
+                "not a valid",
+            ),
+            (
+                "postgres://127.0.0.1/portal?password=s3cret&sslmode=bogus",
+                "not a valid",
+            ),
+            ("mysql://u:s3cret@127.0.0.1/portal", "not supported"),
+        ];
+        for (url, expected) in cases {
+            let error = with_database(url).unwrap_err().to_string();
+            assert!(error.contains("`database`"), "{url}: {error}");
+            assert!(error.contains(expected), "{url}: {error}");
+            assert!(!error.contains("s3cret"), "{url}: {error}");
+        }
+        assert!(with_database("postgres://u@[::1]:5432/portal").is_ok());
+
+        let remote = "postgres://u:s3cret@db.example.org/portal";
+        let with_ca = parse(&format!(
+            "{}database_ca = \"db-ca.pem\"\n",
+            MINIMAL.replace("portal.sqlite3", remote)
+        ))
+        .unwrap();
+        let Database::Postgres { ca, .. } = &with_ca.database else {
+            panic!("not PostgreSQL: {:?}", with_ca.database);
+        };
+        assert_eq!(
+            ca.as_deref(),
+            Some(Path::new("/etc/wardmail-portal/db-ca.pem"))
+        );
+        let error = parse(&format!("{MINIMAL}database_ca = \"db-ca.pem\"\n")).unwrap_err();
+        assert!(error.to_string().contains("`database_ca`"), "{error}");
+        assert!(with_database("postgres://u@localhost/portal").is_ok());
     }
 }

@@ -5,8 +5,8 @@
 //! docs/portal-scheme.md; the server never holds a plaintext, the link
 //! secret or anything that lets it test guesses of the second factor.
 //!
-//! Storage is behind [`store::Store`]; [`store::SqliteStore`] is the
-//! implementation.
+//! Storage is behind [`store::Store`]: [`store::SqliteStore`] for one
+//! instance, [`store::PgStore`] for several sharing a PostgreSQL database.
 
 pub mod app;
 pub mod config;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use wardmail_portal::app::App;
-use wardmail_portal::config::{Config, LogFormat};
+use wardmail_portal::config::{Config, Database, LogFormat};
 use wardmail_portal::server::{self, Bound};
-use wardmail_portal::store::SqliteStore;
+use wardmail_portal::store::{AnyStore, PgStore, SqliteStore};
 
 /// The Wardmail secure portal server.
 #[derive(Parser)]
@@ -76,7 +76,9 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = server::log_filter(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -86,12 +88,22 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn open_store(config: &Config) -> Result<SqliteStore, String> {
-    let path = config.database.clone();
-    tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-        .await
-        .map_err(|error| error.to_string())?
-        .map_err(|error| error.to_string())
+/// Opens the SQLite file or connects to PostgreSQL, as `database` says.
+async fn open_store(config: &Config) -> Result<AnyStore, String> {
+    match &config.database {
+        Database::Sqlite(path) => {
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(|error| error.to_string())?
+                .map_err(|error| error.to_string())?;
+            Ok(store.into())
+        }
+        Database::Postgres { url, ca } => PgStore::connect(url, ca.as_deref())
+            .await
+            .map(AnyStore::from)
+            .map_err(|error| error.to_string()),
+    }
 }
 
 async fn serve(config: Config) -> Result<(), String> {

@@ -1,18 +1,21 @@
 //! Storage of devices, enrolment tokens, messages, events and replies.
 //!
-//! [`Store`] is what the endpoints use; [`SqliteStore`] implements it over
-//! rusqlite. Each method is one transaction, so the attempt counter cannot
-//! be raced. A PostgreSQL implementation (tokio-postgres) would implement
-//! the same trait, with `SELECT ... FOR UPDATE` where SQLite relies on its
-//! single writer.
+//! [`Store`] is what the endpoints use. [`SqliteStore`] implements it over
+//! one SQLite file (rusqlite), the embedded default; [`PgStore`] over
+//! PostgreSQL (tokio-postgres), for several instances sharing a database.
+//! [`AnyStore`] is either, as the configuration chooses. Each method is one
+//! transaction, so the attempt counter cannot be raced: SQLite has a single
+//! writer, PostgreSQL locks the message's row.
 //!
 //! Every value is ciphertext or a hash except labels, the clinic contact and
 //! timestamps: the server never receives the link secret or the plaintext.
 
+mod postgres;
 mod sqlite;
 
 use std::future::Future;
 
+pub use postgres::{PgStore, describe as describe_postgres, first_remote_host};
 pub use sqlite::SqliteStore;
 
 /// Seconds a signature nonce is remembered.
@@ -32,12 +35,53 @@ pub enum StoreError {
         /// The error.
         source: rusqlite::Error,
     },
+    /// PostgreSQL refused a query or the connection broke.
+    #[error("cannot use the PostgreSQL database: {}", postgres_reason(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection to PostgreSQL could be made. `target` names the
+    /// database and host, never the user or password.
+    #[error(
+        "cannot connect to the PostgreSQL {target}: {}; check that the server runs, \
+         the user, password and database in `database`, and for TLS errors `database_ca`",
+        postgres_reason(.source)
+    )]
+    Connect {
+        /// Database and host, for example `database portal on 127.0.0.1:5432`.
+        target: String,
+        /// The error.
+        source: tokio_postgres::Error,
+    },
+    /// The CA file for TLS to PostgreSQL cannot be used.
+    #[error("cannot use the CA file {path} of `database_ca`: {reason}")]
+    DatabaseCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Description of the problem and its fix.
+        reason: String,
+    },
     /// The worker thread running the query stopped.
     #[error("cannot finish the database task: {0}")]
     Task(#[from] tokio::task::JoinError),
     /// The database holds a value that this version cannot read.
     #[error("cannot read the database: {0}")]
     Corrupt(String),
+}
+
+/// Describes a tokio-postgres error with its causes. For an error from the
+/// server only the severity and message are kept: its detail can quote the
+/// row's values, such as a message id.
+fn postgres_reason(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
 }
 
 /// How the recipient proves the second factor; see the scheme document.
@@ -343,4 +387,151 @@ pub trait Store: Send + Sync + 'static {
     /// `expired`), expired enrolment tokens and nonces older than the
     /// window.
     fn sweep(&self, now: i64) -> impl Future<Output = Result<Sweep, StoreError>> + Send;
+}
+
+/// The store the configuration chose: a SQLite file or a PostgreSQL
+/// database.
+#[derive(Clone)]
+pub enum AnyStore {
+    /// One SQLite file, for a single instance.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database, which several instances can share.
+    Postgres(PgStore),
+}
+
+impl From<SqliteStore> for AnyStore {
+    fn from(store: SqliteStore) -> Self {
+        Self::Sqlite(store)
+    }
+}
+
+impl From<PgStore> for AnyStore {
+    fn from(store: PgStore) -> Self {
+        Self::Postgres(store)
+    }
+}
+
+/// Calls the same method on whichever store `$self` holds.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($argument:expr),* )) => {
+        match $self {
+            Self::Sqlite(store) => store.$method($($argument),*).await,
+            Self::Postgres(store) => store.$method($($argument),*).await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn add_enrol_token(
+        &self,
+        token_hash: [u8; 32],
+        label: String,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.add_enrol_token(token_hash, label, expires_at))
+    }
+
+    async fn enrol_device(
+        &self,
+        token_hash: [u8; 32],
+        device_id: String,
+        public_key: [u8; 32],
+        label: String,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.enrol_device(token_hash, device_id, public_key, label, now))
+    }
+
+    async fn device_key(&self, device_id: String) -> Result<Option<[u8; 32]>, StoreError> {
+        dispatch!(self.device_key(device_id))
+    }
+
+    async fn remember_nonce(
+        &self,
+        device_id: String,
+        nonce: String,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.remember_nonce(device_id, nonce, now))
+    }
+
+    async fn insert_message(&self, message: NewMessage, now: i64) -> Result<bool, StoreError> {
+        dispatch!(self.insert_message(message, now))
+    }
+
+    async fn status(
+        &self,
+        id: String,
+        record_open: bool,
+        now: i64,
+    ) -> Result<Option<Status>, StoreError> {
+        dispatch!(self.status(id, record_open, now))
+    }
+
+    async fn unlock(
+        &self,
+        id: String,
+        verifier_hash: [u8; 32],
+        now: i64,
+    ) -> Result<Attempt<Sealed>, StoreError> {
+        dispatch!(self.unlock(id, verifier_hash, now))
+    }
+
+    async fn add_reply(
+        &self,
+        id: String,
+        verifier_hash: [u8; 32],
+        enc: Vec<u8>,
+        ciphertext: Vec<u8>,
+        now: i64,
+    ) -> Result<Attempt<i64>, StoreError> {
+        dispatch!(self.add_reply(id, verifier_hash, enc, ciphertext, now))
+    }
+
+    async fn reissue(
+        &self,
+        device_id: String,
+        id: String,
+        lock: Lock,
+        now: i64,
+    ) -> Result<Change, StoreError> {
+        dispatch!(self.reissue(device_id, id, lock, now))
+    }
+
+    async fn revoke(&self, device_id: String, id: String, now: i64) -> Result<Change, StoreError> {
+        dispatch!(self.revoke(device_id, id, now))
+    }
+
+    async fn extend(
+        &self,
+        device_id: String,
+        id: String,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Change, StoreError> {
+        dispatch!(self.extend(device_id, id, expires_at, now))
+    }
+
+    async fn events(
+        &self,
+        device_id: String,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        dispatch!(self.events(device_id, after, limit))
+    }
+
+    async fn replies(
+        &self,
+        device_id: String,
+        after: i64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<Reply>, StoreError> {
+        dispatch!(self.replies(device_id, after, limit, max_bytes))
+    }
+
+    async fn sweep(&self, now: i64) -> Result<Sweep, StoreError> {
+        dispatch!(self.sweep(now))
+    }
 }

@@ -1,5 +1,7 @@
-//! The portal's endpoints over real HTTP on loopback, against a SQLite file
-//! in a temporary directory. The test plays both the desktop (Ed25519
+//! The portal's endpoints over real HTTP on loopback, each test run twice:
+//! against a SQLite file in a temporary directory (`sqlite::*`) and against
+//! a fresh database in a throwaway PostgreSQL cluster (`postgres::*`, see
+//! support/postgres.rs). The test plays both the desktop (Ed25519
 //! signatures, PBKDF2 and HKDF key derivation, AES-256-GCM sealing) and the
 //! recipient's browser (the same derivation, then opening the seals), so
 //! the derivation in docs/portal-scheme.md is exercised for real.
@@ -22,9 +24,12 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wardmail_portal::app::{App, MAX_BODY_BYTES, MAX_SEALED_BYTES};
-use wardmail_portal::config::Config;
+use wardmail_portal::config::{Config, Database};
 use wardmail_portal::server::{self, Bound};
-use wardmail_portal::store::{SqliteStore, Store as _};
+use wardmail_portal::store::{AnyStore, PgStore, SqliteStore, Store as _};
+
+#[path = "support/postgres.rs"]
+mod cluster;
 
 const PUBLIC_URL: &str = "https://portal.example.org";
 const CONTACT: &str = "Riverside Clinic, 0123 456 789";
@@ -56,7 +61,9 @@ fn logs() -> &'static LogBuffer {
         let buffer = LogBuffer(Arc::new(Mutex::new(Vec::new())));
         let writer = buffer.clone();
         tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
+            .with_env_filter(server::log_filter(tracing_subscriber::EnvFilter::new(
+                "trace",
+            )))
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .init();
@@ -71,10 +78,17 @@ fn captured_logs() -> String {
 // ---------------------------------------------------------------------
 // The server under test.
 
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 struct Portal {
     address: SocketAddr,
-    database: PathBuf,
-    store: SqliteStore,
+    database: Database,
+    store: AnyStore,
     _directory: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -112,18 +126,41 @@ impl Answer {
     }
 }
 
-async fn start_portal(extra_config: &str) -> Portal {
-    logs();
-    let directory = tempfile::tempdir().unwrap();
-    let config_path = directory.path().join("portal.toml");
+/// Writes the config file for `database` and loads it.
+fn portal_config(directory: &Path, database: &str, extra_config: &str) -> Config {
+    let config_path = directory.join("portal.toml");
     let text = format!(
-        "listen = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\"\ndatabase = \"portal.sqlite3\"\ncontact = \"{CONTACT}\"\n{extra_config}"
+        "listen = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\"\ndatabase = \"{database}\"\ncontact = \"{CONTACT}\"\n{extra_config}"
     );
     std::fs::write(&config_path, text).unwrap();
-    let config = Config::load(&config_path).unwrap();
-    let database = config.database.clone();
+    Config::load(&config_path).unwrap()
+}
 
-    let store = SqliteStore::open(&database).unwrap();
+/// Opens the store the config names, as the server's start-up does.
+async fn open_store(config: &Config) -> AnyStore {
+    match &config.database {
+        Database::Sqlite(path) => SqliteStore::open(path).unwrap().into(),
+        Database::Postgres { url, ca } => {
+            PgStore::connect(url, ca.as_deref()).await.unwrap().into()
+        }
+    }
+}
+
+async fn start_portal(backend: Backend, extra_config: &str) -> Portal {
+    logs();
+    let directory = tempfile::tempdir().unwrap();
+    let database = match backend {
+        Backend::Sqlite => "portal.sqlite3".to_owned(),
+        Backend::Postgres => cluster::Cluster::get().new_database().await,
+    };
+    let config = portal_config(directory.path(), &database, extra_config);
+    let store = open_store(&config).await;
+    start_with_store(config, store, directory).await
+}
+
+/// Serves `store` with `config` until the returned [`Portal`] is dropped.
+async fn start_with_store(config: Config, store: AnyStore, directory: tempfile::TempDir) -> Portal {
+    let database = config.database.clone();
     let bound = Bound::bind(&config).await.unwrap();
     let address = bound.local_addr().unwrap();
     let app = Arc::new(App {
@@ -250,6 +287,29 @@ impl Portal {
         let answer = self.get(&format!("/m/{id}/meta")).await;
         assert_eq!(answer.status, 200, "{}", answer.text());
         answer.json()["attempts_left"].as_u64().unwrap()
+    }
+
+    /// Reads a message's state, envelope and wrapped key from the database
+    /// directly.
+    async fn stored_message(&self, id: &str) -> (String, Option<Vec<u8>>, Option<Vec<u8>>) {
+        let query = "SELECT state, envelope, wrapped_key FROM messages WHERE id = ";
+        match &self.database {
+            Database::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(&format!("{query}?1"), [id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .unwrap(),
+            Database::Postgres { url, .. } => {
+                let (client, connection) = url.connect(tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                let row = client
+                    .query_one(&format!("{query}$1"), &[&id])
+                    .await
+                    .unwrap();
+                (row.get(0), row.get(1), row.get(2))
+            }
+        }
     }
 }
 
@@ -509,9 +569,8 @@ fn database_contains(database: &Path, needle: &[u8]) -> bool {
 // ---------------------------------------------------------------------
 // Enrolment.
 
-#[tokio::test]
-async fn enrol_token_single_use() {
-    let portal = start_portal("").await;
+async fn enrol_token_single_use(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let (token, expires_at) = server::create_enrol_token(&portal.store, "front desk")
         .await
         .unwrap();
@@ -552,9 +611,8 @@ async fn enrol_token_single_use() {
     assert!(second.text().contains("enrol-token"), "{}", second.text());
 }
 
-#[tokio::test]
-async fn enrol_token_expired() {
-    let portal = start_portal("").await;
+async fn enrol_token_expired(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let token = "expired-token-for-the-test";
     let hash: [u8; 32] = sha256(token.as_bytes()).try_into().unwrap();
     let past = i64::try_from(unix_now()).unwrap() - 1;
@@ -583,9 +641,8 @@ async fn enrol_token_expired() {
 // ---------------------------------------------------------------------
 // Signatures.
 
-#[tokio::test]
-async fn signed_requests_rejected() {
-    let portal = start_portal("").await;
+async fn signed_requests_rejected(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let device = portal.enrol("desk 1").await;
     let path = "/api/v1/events?after=0";
     let now = unix_now();
@@ -662,9 +719,8 @@ async fn signed_requests_rejected() {
     assert!(replayed.text().contains("nonce"), "{}", replayed.text());
 }
 
-#[tokio::test]
-async fn other_device_message_refused() {
-    let portal = start_portal("").await;
+async fn other_device_message_refused(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let owner = portal.enrol("desk 1").await;
     let other = portal.enrol("desk 2").await;
     let message = Sealed::new("1234 5678");
@@ -717,9 +773,8 @@ async fn other_device_message_refused() {
 // ---------------------------------------------------------------------
 // The recipient's side.
 
-#[tokio::test]
-async fn upload_unlock_roundtrip() {
-    let portal = start_portal("").await;
+async fn upload_unlock_roundtrip(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let device = portal.enrol("desk 1").await;
     let message = Sealed::new("1234 5678");
     upload(&portal, &device, &message, 5).await;
@@ -761,9 +816,8 @@ async fn upload_unlock_roundtrip() {
     assert_eq!(events, ["opened", "unlocked"]);
 }
 
-#[tokio::test]
-async fn page_get_keeps_attempts() {
-    let portal = start_portal("").await;
+async fn page_get_keeps_attempts(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let device = portal.enrol("desk 1").await;
     let message = Sealed::new("11112222");
     upload(&portal, &device, &message, 5).await;
@@ -788,9 +842,8 @@ async fn page_get_keeps_attempts() {
     assert_eq!(garbage.status, 404);
 }
 
-#[tokio::test]
-async fn wrong_codes_lock_then_reissue() {
-    let portal = start_portal("").await;
+async fn wrong_codes_lock_then_reissue(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let device = portal.enrol("desk 1").await;
     let message = Sealed::new("12345678");
     upload(&portal, &device, &message, 3).await;
@@ -870,9 +923,8 @@ impl Sealed {
     }
 }
 
-#[tokio::test]
-async fn reply_stored_and_listed() {
-    let portal = start_portal("").await;
+async fn reply_stored_and_listed(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let device = portal.enrol("desk 1").await;
     let message = Sealed::new("12345678");
     upload(&portal, &device, &message, 5).await;
@@ -927,11 +979,11 @@ async fn reply_stored_and_listed() {
     assert_eq!(kinds, ["wrong-code", "replied"]);
 }
 
-#[tokio::test]
-async fn revoke_gone_and_erased() {
-    let portal = start_portal("").await;
+async fn revoke_gone_and_erased(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let device = portal.enrol("desk 1").await;
-    // Large enough to need overflow pages in SQLite.
+    // Large enough to need overflow pages in SQLite (and TOAST in
+    // PostgreSQL).
     let mut message = Sealed::new("12345678");
     let content_key = message.open_content_key();
     message.plaintext = random::<20_000>().to_vec();
@@ -944,10 +996,14 @@ async fn revoke_gone_and_erased() {
     );
     upload(&portal, &device, &message, 5).await;
     let needle = &message.envelope[5_000..5_064];
-    assert!(
-        database_contains(&portal.database, needle),
-        "the envelope was not stored"
-    );
+    let (_, stored, _) = portal.stored_message(&message.id).await;
+    assert_eq!(stored.as_ref(), Some(&message.envelope));
+    if let Database::Sqlite(path) = &portal.database {
+        assert!(
+            database_contains(path, needle),
+            "the envelope was not stored"
+        );
+    }
 
     let path = format!("/api/v1/messages/{}/revoke", message.id);
     let answer = portal.signed(&device, "POST", &path, None).await;
@@ -968,22 +1024,18 @@ async fn revoke_gone_and_erased() {
     assert!(page.text().contains(CONTACT), "{}", page.text());
     assert!(page.header("content-type").starts_with("text/html"));
 
-    let connection = rusqlite::Connection::open(&portal.database).unwrap();
-    let (state, envelope, wrapped_key): (String, Option<Vec<u8>>, Option<Vec<u8>>) = connection
-        .query_row(
-            "SELECT state, envelope, wrapped_key FROM messages WHERE id = ?1",
-            [&message.id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .unwrap();
+    let (state, envelope, wrapped_key) = portal.stored_message(&message.id).await;
     assert_eq!(state, "revoked");
     assert_eq!(envelope, None);
     assert_eq!(wrapped_key, None);
-    drop(connection);
-    assert!(
-        !database_contains(&portal.database, needle),
-        "the envelope's bytes are still in the database file"
-    );
+    // PostgreSQL keeps the old row version until VACUUM (see
+    // store/postgres.rs), so only SQLite's file is checked byte for byte.
+    if let Database::Sqlite(path) = &portal.database {
+        assert!(
+            !database_contains(path, needle),
+            "the envelope's bytes are still in the database file"
+        );
+    }
 
     let kinds: Vec<String> = portal
         .events(&device)
@@ -994,9 +1046,8 @@ async fn revoke_gone_and_erased() {
     assert_eq!(kinds, ["revoked"]);
 }
 
-#[tokio::test]
-async fn sweeper_expires_message() {
-    let portal = start_portal("sweep_interval_seconds = 1\n").await;
+async fn sweeper_expires_message(backend: Backend) {
+    let portal = start_portal(backend, "sweep_interval_seconds = 1\n").await;
     let device = portal.enrol("desk 1").await;
     let message = Sealed::new("12345678");
     let mut body = message.upload_body(5);
@@ -1007,29 +1058,16 @@ async fn sweeper_expires_message() {
     assert_eq!(answer.status, 201, "{}", answer.text());
 
     // Nothing visits the message, so only the sweeper can expire it.
-    let connection = rusqlite::Connection::open(&portal.database).unwrap();
     let mut state = String::new();
+    let mut envelope = None;
     for _ in 0..50 {
-        state = connection
-            .query_row(
-                "SELECT state FROM messages WHERE id = ?1",
-                [&message.id],
-                |row| row.get(0),
-            )
-            .unwrap();
+        (state, envelope, _) = portal.stored_message(&message.id).await;
         if state == "expired" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(state, "expired");
-    let envelope: Option<Vec<u8>> = connection
-        .query_row(
-            "SELECT envelope FROM messages WHERE id = ?1",
-            [&message.id],
-            |row| row.get(0),
-        )
-        .unwrap();
     assert_eq!(envelope, None);
 
     let kinds: Vec<String> = portal
@@ -1046,9 +1084,8 @@ async fn sweeper_expires_message() {
 // ---------------------------------------------------------------------
 // Headers, limits and logs.
 
-#[tokio::test]
-async fn security_headers_present() {
-    let portal = start_portal("").await;
+async fn security_headers_present(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let device = portal.enrol("desk 1").await;
     let message = Sealed::new("12345678");
     upload(&portal, &device, &message, 5).await;
@@ -1077,9 +1114,8 @@ async fn security_headers_present() {
     assert_eq!(missing.status, 404);
 }
 
-#[tokio::test]
-async fn oversized_bodies_rejected() {
-    let portal = start_portal("").await;
+async fn oversized_bodies_rejected(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let device = portal.enrol("desk 1").await;
 
     // A declared length over the limit is rejected before the body is sent.
@@ -1117,9 +1153,8 @@ async fn oversized_bodies_rejected() {
     assert_eq!(answer.status, 201, "{}", answer.text());
 }
 
-#[tokio::test]
-async fn logs_hold_no_secrets() {
-    let portal = start_portal("").await;
+async fn logs_hold_no_secrets(backend: Backend) {
+    let portal = start_portal(backend, "").await;
     let (token, _) = server::create_enrol_token(&portal.store, "desk 1")
         .await
         .unwrap();
@@ -1227,4 +1262,287 @@ async fn logs_hold_no_secrets() {
     for (name, secret) in secrets {
         assert!(!logs.contains(&secret), "the log contains the {name}");
     }
+    if backend == Backend::Postgres {
+        let password = cluster::Cluster::get().password();
+        assert!(logs.contains("using PostgreSQL"), "no start-up line");
+        assert!(
+            !logs.contains(password),
+            "the log contains the database password"
+        );
+    }
 }
+
+// ---------------------------------------------------------------------
+// Several instances on one PostgreSQL database.
+
+/// Two servers, each with its own pool, share one database: concurrent
+/// wrong codes split across both lock the message after exactly
+/// `max_attempts`, and a nonce used on one is refused by the other.
+#[tokio::test]
+async fn postgres_two_instances_share_counts() {
+    logs();
+    let url = cluster::Cluster::get().new_database().await;
+    let mut portals = Vec::new();
+    for _ in 0..2 {
+        let directory = tempfile::tempdir().unwrap();
+        let config = portal_config(directory.path(), &url, "");
+        let store = open_store(&config).await;
+        assert!(matches!(store, AnyStore::Postgres(_)));
+        portals.push(Arc::new(start_with_store(config, store, directory).await));
+    }
+    let device = portals[0].enrol("desk 1").await;
+    let message = Arc::new(Sealed::new("12345678"));
+    let max_attempts = 5;
+    upload(&portals[1], &device, &message, max_attempts).await;
+
+    let tries = 40;
+    let mut tasks = tokio::task::JoinSet::new();
+    for attempt in 0..tries {
+        let portal = Arc::clone(&portals[attempt % 2]);
+        let message = Arc::clone(&message);
+        tasks.spawn(async move {
+            let answer = portal
+                .post_json(
+                    &format!("/m/{}/unlock", message.id),
+                    &json!({"verifier": message.verifier_for(&format!("{attempt:08}"))}),
+                )
+                .await;
+            let left = (answer.status == 403).then(|| answer.json()["attempts_left"].as_u64());
+            (answer.status, left.flatten())
+        });
+    }
+    let mut wrong = Vec::new();
+    let mut locked = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            (403, Some(left)) => wrong.push(left),
+            (423, None) => locked += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    wrong.sort_unstable();
+    assert_eq!(wrong, [0, 1, 2, 3, 4], "each count was given out once");
+    assert_eq!(locked, tries - 5);
+
+    let right = json!({"verifier": b64(&message.verifier())});
+    for portal in &portals {
+        let answer = portal
+            .post_json(&format!("/m/{}/unlock", message.id), &right)
+            .await;
+        assert_eq!(answer.status, 423, "{}", answer.text());
+    }
+    let kinds: Vec<String> = portals[1]
+        .events(&device)
+        .await
+        .into_iter()
+        .map(|(_, kind)| kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "wrong-code",
+            "wrong-code",
+            "wrong-code",
+            "wrong-code",
+            "wrong-code",
+            "locked"
+        ]
+    );
+
+    let path = "/api/v1/events?after=0";
+    let headers = device.sign("GET", path, b"", unix_now(), &fresh_nonce());
+    let first = portals[0].request("GET", path, &headers, Vec::new()).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let replayed = portals[1].request("GET", path, &headers, Vec::new()).await;
+    assert_eq!(
+        replayed.status,
+        401,
+        "replayed on the other instance: {}",
+        replayed.text()
+    );
+}
+
+/// A server whose PostgreSQL connections were all ended (as by a database
+/// restart) connects again on the next requests.
+#[tokio::test]
+async fn postgres_reconnects_after_disconnect() {
+    let portal = start_portal(Backend::Postgres, "").await;
+    let device = portal.enrol("desk 1").await;
+    let Database::Postgres { url: postgres, .. } = &portal.database else {
+        panic!("not PostgreSQL");
+    };
+    let database = postgres.get_dbname().unwrap().to_owned();
+
+    let admin = cluster::connect(&url_for_database(postgres, "postgres")).await;
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&database],
+        )
+        .await
+        .unwrap();
+    assert!(!ended.is_empty(), "the server had no connection to end");
+    // Give each connection task time to see its connection end.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    for _ in 0..10 {
+        let message = Sealed::new("12345678");
+        upload(&portal, &device, &message, 5).await;
+        assert_eq!(portal.attempts_left(&message.id).await, 5);
+    }
+}
+
+/// The URL of another database in the same cluster.
+fn url_for_database(postgres: &tokio_postgres::Config, database: &str) -> String {
+    let password = String::from_utf8(postgres.get_password().unwrap().to_vec()).unwrap();
+    format!(
+        "postgres://{}:{password}@127.0.0.1:{}/{database}",
+        postgres.get_user().unwrap(),
+        postgres.get_ports()[0]
+    )
+}
+
+/// With `database_ca` the portal reaches PostgreSQL over TLS and checks
+/// the server's certificate: a database that rejects plain connections
+/// works, and a CA that did not issue the certificate fails start-up.
+#[tokio::test]
+async fn postgres_tls_verified() {
+    logs();
+    let cluster = cluster::Cluster::get();
+    let url = cluster.create_database(cluster::TLS_ONLY).await;
+
+    let directory = tempfile::tempdir().unwrap();
+    let plain = portal_config(directory.path(), &url, "");
+    let Database::Postgres { url: plain, .. } = &plain.database else {
+        panic!("not PostgreSQL");
+    };
+    let error = PgStore::connect(plain, None).await.err().unwrap();
+    assert!(error.to_string().contains("no encryption"), "{error}");
+
+    let other_ca = format!("database_ca = {:?}\n", cluster.other_ca_file());
+    let config = portal_config(directory.path(), &url, &other_ca);
+    let Database::Postgres { url: postgres, ca } = &config.database else {
+        panic!("not PostgreSQL");
+    };
+    let error = PgStore::connect(postgres, ca.as_deref())
+        .await
+        .err()
+        .unwrap();
+    let text = error.to_string();
+    assert!(text.contains("certificate"), "{text}");
+    assert!(!text.contains(cluster.password()), "{text}");
+
+    let ca = format!("database_ca = {:?}\n", cluster.ca_file());
+    let config = portal_config(directory.path(), &url, &ca);
+    let store = open_store(&config).await;
+    let portal = start_with_store(config, store, directory).await;
+    let device = portal.enrol("desk 1").await;
+    let message = Sealed::new("12345678");
+    upload(&portal, &device, &message, 5).await;
+    assert_eq!(portal.attempts_left(&message.id).await, 5);
+}
+
+/// Runs the server binary's `enrol-token` with the most verbose logging,
+/// tokio-postgres's included.
+fn enrol_token_command(config_path: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wardmail-portal"))
+        .args(["enrol-token", "--label", "desk 9", "--config"])
+        .arg(config_path)
+        .env("RUST_LOG", "trace,tokio_postgres=trace")
+        .output()
+        .unwrap()
+}
+
+/// `enrol-token` writes to the PostgreSQL database that the servers use,
+/// and neither it nor a failed connection prints the password or the
+/// query parameters.
+#[tokio::test]
+async fn postgres_enrol_token_command() {
+    logs();
+    let cluster = cluster::Cluster::get();
+    let url = cluster.new_database().await;
+    let directory = tempfile::tempdir().unwrap();
+    let config = portal_config(directory.path(), &url, "");
+    let config_path = directory.path().join("portal.toml");
+    let store = open_store(&config).await;
+    let portal = start_with_store(config, store, directory).await;
+
+    let output = enrol_token_command(&config_path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let database = url.rsplit('/').next().unwrap();
+    assert!(stderr.contains("using PostgreSQL"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("database {database} on 127.0.0.1:")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(cluster.password()), "{stderr}");
+    assert!(!stderr.contains("executing statement"), "{stderr}");
+    let token = String::from_utf8(output.stdout).unwrap();
+    let token = token.lines().next().unwrap();
+    assert!(!stderr.contains(token), "{stderr}");
+
+    let answer = portal
+        .post_json(
+            "/api/v1/devices",
+            &json!({"token": token, "public_key": b64(&[9; 32])}),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+
+    let wrong_password = "wrong-password-for-the-test";
+    let wrong_url = url.replacen(cluster.password(), wrong_password, 1);
+    let directory = tempfile::tempdir().unwrap();
+    portal_config(directory.path(), &wrong_url, "");
+    let output = enrol_token_command(&directory.path().join("portal.toml"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to the PostgreSQL database {database} on 127.0.0.1:"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(wrong_password), "{stderr}");
+}
+
+// ---------------------------------------------------------------------
+// Every test above, once per store.
+
+macro_rules! for_each_store {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+for_each_store!(
+    enrol_token_single_use,
+    enrol_token_expired,
+    signed_requests_rejected,
+    other_device_message_refused,
+    upload_unlock_roundtrip,
+    page_get_keeps_attempts,
+    wrong_codes_lock_then_reissue,
+    reply_stored_and_listed,
+    revoke_gone_and_erased,
+    sweeper_expires_message,
+    security_headers_present,
+    oversized_bodies_rejected,
+    logs_hold_no_secrets,
+);

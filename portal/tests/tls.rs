@@ -12,7 +12,7 @@ use hyper::body::Bytes;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use wardmail_portal::app::App;
-use wardmail_portal::config::Config;
+use wardmail_portal::config::{Config, Database};
 use wardmail_portal::server::Bound;
 use wardmail_portal::store::SqliteStore;
 
@@ -66,7 +66,10 @@ async fn tls_serves_page_with_headers() {
     )
     .unwrap();
     let config = Config::load(&config_path).unwrap();
-    let store = SqliteStore::open(&config.database).unwrap();
+    let Database::Sqlite(path) = &config.database else {
+        panic!("the config names a SQLite file");
+    };
+    let store = SqliteStore::open(path).unwrap();
     let bound = Bound::bind(&config).await.unwrap();
     let address = bound.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -613,6 +613,18 @@ async fn portal_round_trip_in_chromium() {
     let code = delivery.code.as_ref().unwrap().expose().to_owned();
     mark("seal, upload, send notice", &mut timings);
 
+    // Sent holds the message itself, not the notice: its only recipient
+    // went through the portal.
+    let bare_id = message_id.trim_matches(['<', '>']);
+    let filed: Vec<String> = support::raw_messages(clinic.my_user(), "Sent")
+        .iter()
+        .map(|raw| String::from_utf8_lossy(raw).into_owned())
+        .filter(|raw| raw.contains(bare_id))
+        .collect();
+    assert_eq!(filed.len(), 1, "one copy of the message in Sent");
+    assert!(filed[0].contains(BODY), "the Sent copy is the message");
+    assert!(!filed[0].contains("/m/"), "the Sent copy is not the notice");
+
     // The notice contains the link and nothing of the message.
     let (notice, link) = clinic.notice(&server, &delivery.portal_id);
     assert!(!notice.contains(SUBJECT), "the notice names the subject");

@@ -546,6 +546,31 @@ impl Session {
         Ok(())
     }
 
+    /// Files a copy of a message that went only through the portal in Sent,
+    /// encrypted to the user when they have a key: its only mail was the
+    /// notice, which is not the message. The folder comes from the
+    /// server's list, so a profile that never synced finds it too.
+    pub(super) async fn file_portal_copy(
+        self: &Arc<Self>,
+        draft: Draft,
+        message_id: &str,
+        date_unix: i64,
+    ) -> Result<(), SessionError> {
+        let raw = self.private_copy(draft, message_id, date_unix).await?;
+        let result = async {
+            let mut connection = self.shared().await?;
+            let folders = connection.folders().await?;
+            let sent = folders
+                .iter()
+                .find(|folder| folder.role == Some(crate::imap::Role::Sent))
+                .map(|folder| folder.raw_name.clone())
+                .ok_or(SessionError::NoRole("sent"))?;
+            Ok(connection.append(&sent, Some("(\\Seen)"), &raw).await?)
+        }
+        .await;
+        self.with_reset(result).await
+    }
+
     /// Writes a message for the user's own mailbox: encrypted to the user
     /// with S/MIME or OpenPGP when they have a key, else in clear.
     async fn private_copy(

@@ -91,6 +91,7 @@ impl Session {
             .groups(&bcc, requiretls)
             .map_err(|problem| SealError::Crypto(format!("cannot send: {problem}")))?;
 
+        let only_portal = groups.iter().all(|group| group.sealing == Sealing::Portal);
         let mut copies = Vec::with_capacity(groups.len());
         let mut prepared = Vec::new();
         for (position, group) in groups.iter().enumerate() {
@@ -123,8 +124,8 @@ impl Session {
                 position,
                 raw,
                 recipients: group.recipients.clone(),
-                // NOTE: a message to portal recipients only files no copy
-                // in Sent, because its only copies are notices.
+                // A message to portal recipients only gets its copy in Sent
+                // from `file_portal_copy`, because its only mail is notices.
                 sent_copy: position == 0 && group.sealing != Sealing::Portal,
                 require_tls: group.require_tls,
             });
@@ -195,6 +196,14 @@ impl Session {
                     .find(|(at, _)| *at == position)
                     .map(|(_, delivery)| delivery.clone()),
             });
+        }
+        if only_portal
+            && !deliveries.is_empty()
+            && let Err(error) = self.file_portal_copy(draft, &message_id, date_unix).await
+        {
+            // The message reached the portal and the notices are queued;
+            // only the user's own copy is missing.
+            tracing::warn!(account = %self.account.id, %error, "no copy of a portal message was filed in Sent");
         }
         Ok(outcomes)
     }

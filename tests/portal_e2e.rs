@@ -641,6 +641,33 @@ async fn portal_round_trip_in_chromium() {
     );
     mark("notice delivered", &mut timings);
 
+    // With JavaScript off the page says what it needs, asks for no code
+    // and sends nothing to the portal beyond the page and its style.
+    let nojs = browser(&json!({
+        "mode": "nojs",
+        "link": link,
+        "server_cert": PathBuf::from(support::env("DIR")).join("server.pem"),
+        "screenshot": std::env::var("WARDMAIL_E2E_SCREENSHOTS")
+            .ok()
+            .map(|dir| PathBuf::from(dir).join("portal-no-javascript.png")),
+    }));
+    let visible = nojs["visible"].as_str().unwrap_or_default();
+    let html = nojs["html"].as_str().unwrap_or_default();
+    assert!(html.contains("That needs JavaScript"), "{nojs}");
+    assert!(
+        !visible.contains("textbox"),
+        "no code field without JavaScript: {nojs}"
+    );
+    assert!(!visible.contains(BODY), "{nojs}");
+    assert!(
+        nojs["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|request| !request["url"].as_str().unwrap().contains("/meta")),
+        "{nojs}"
+    );
+
     // Two wrong codes, then the right one; then a reply with a file.
     let reply_dir = tempfile::tempdir().unwrap();
     let reply_name = format!("question-{}.txt", std::process::id());

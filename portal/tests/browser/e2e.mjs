@@ -3,7 +3,8 @@
 //   node e2e.mjs JOB_JSON       (or the job on standard input)
 //
 // The job is a JSON object:
-//   mode         "read" (default) or "gone"
+//   mode         "read" (default), "gone", or "nojs" (open the link with
+//                JavaScript off and report the visible text)
 //   link         the whole link from the notice, fragment included
 //   server_cert  PEM file of the portal's TLS certificate; Chromium accepts
 //                exactly this certificate's public key and no other
@@ -13,6 +14,7 @@
 //   reply_text   text of a reply to send once the message is open, or null
 //   reply_file   path of a file to attach to that reply, or null
 //   chromium     the browser binary (default /usr/bin/chromium)
+//   screenshot   a PNG path for a screenshot at the end, or null
 //
 // It prints one JSON line: what the page showed, the result of every code
 // entered and every request the browser sent (method, URL, body), so the
@@ -155,6 +157,16 @@ async function gone(page, job, result) {
   result.opened = await isVisible(page, "#message");
 }
 
+async function noScript(page, job, result) {
+  const response = await page.goto(job.link, { timeout: STEP_TIMEOUT_MS });
+  result.page_status = response === null ? null : response.status();
+  // The accessibility tree holds what a reader sees, apart from
+  // <noscript>, which Playwright leaves out of it; the page's HTML has
+  // that. The screenshot shows both together.
+  result.visible = await page.locator("body").ariaSnapshot({ timeout: STEP_TIMEOUT_MS });
+  result.html = await page.content();
+}
+
 async function main() {
   const job = await readJob();
   setTimeout(() => {
@@ -162,6 +174,11 @@ async function main() {
     process.exit(1);
   }, JOB_TIMEOUT_MS).unref();
   const args = [];
+  // The browser setting, not Playwright's emulation, so that <noscript>
+  // renders as it does for a patient who turned JavaScript off.
+  if (job.mode === "nojs") {
+    args.push("--blink-settings=scriptEnabled=false");
+  }
   if (job.server_cert) {
     args.push(`--ignore-certificate-errors-spki-list=${spkiHash(job.server_cert)}`);
   }
@@ -189,8 +206,13 @@ async function main() {
     });
     if (result.mode === "gone") {
       await gone(page, job, result);
+    } else if (result.mode === "nojs") {
+      await noScript(page, job, result);
     } else {
       await read(page, job, result);
+    }
+    if (job.screenshot) {
+      await page.screenshot({ path: job.screenshot, fullPage: true });
     }
   } finally {
     await browser.close();

@@ -350,36 +350,33 @@ pub fn below_floor(floor: &Floor, method: Option<Method>) -> Option<String> {
     None
 }
 
-/// Moves the encryption methods that the rule for `sensitivity` lists to
-/// its front, the original's technology first and then the portal when the
-/// rule uses it, so each recipient who can receive encryption gets it.
-/// Methods the policy does not list stay out.
-pub fn encryption_first(
-    routing: &mut Routing,
-    sensitivity: Sensitivity,
-    prefer: Option<ArrivalEncryption>,
-) {
-    let rule = match sensitivity {
-        Sensitivity::Routine => &mut routing.routine,
-        Sensitivity::Phi => &mut routing.phi,
-        Sensitivity::Restricted => &mut routing.restricted,
-    };
+/// Moves the encryption methods that each rule lists to its front, the
+/// original's technology first and then the portal when the rule uses it,
+/// so each recipient who can receive encryption gets it. Methods the
+/// policy does not list stay out.
+pub fn encryption_first(routing: &mut Routing, prefer: Option<ArrivalEncryption>) {
     let preferred = prefer.map_or(Method::Smime, ArrivalEncryption::method);
     let other = if preferred == Method::Smime {
         Method::Openpgp
     } else {
         Method::Smime
     };
-    // The portal is end-to-end encrypted too, so it comes before TLS when
-    // the rule uses it at all.
-    let portal = rule.methods.contains(&Method::Portal) || rule.otherwise == Otherwise::Portal;
     let order = [preferred, other, Method::Portal];
-    let mut methods: Vec<Method> = order
-        .into_iter()
-        .filter(|method| rule.methods.contains(method) || (*method == Method::Portal && portal))
-        .collect();
-    methods.extend(rule.methods.iter().filter(|method| !order.contains(method)));
-    rule.methods = methods;
+    for rule in [
+        &mut routing.routine,
+        &mut routing.phi,
+        &mut routing.restricted,
+    ] {
+        // The portal is end-to-end encrypted too, so it comes before TLS
+        // when the rule uses it at all.
+        let portal = rule.methods.contains(&Method::Portal) || rule.otherwise == Otherwise::Portal;
+        let mut methods: Vec<Method> = order
+            .into_iter()
+            .filter(|method| rule.methods.contains(method) || (*method == Method::Portal && portal))
+            .collect();
+        methods.extend(rule.methods.iter().filter(|method| !order.contains(method)));
+        rule.methods = methods;
+    }
 }
 
 #[cfg(test)]
@@ -590,11 +587,7 @@ mod tests {
     #[test]
     fn encryption_first_puts_portal_before_tls() {
         let mut routing = Routing::default();
-        encryption_first(
-            &mut routing,
-            Sensitivity::Phi,
-            Some(ArrivalEncryption::Openpgp),
-        );
+        encryption_first(&mut routing, Some(ArrivalEncryption::Openpgp));
         let methods = &routing.phi.methods;
         assert_eq!(
             &methods[..3],

@@ -253,7 +253,7 @@ fn planned_method(plan: &AuditDraft, address: &str) -> Method {
     plan.recipients
         .iter()
         .find(|planned| planned.address.eq_ignore_ascii_case(address))
-        .and_then(|planned| serde_json::from_value(serde_json::json!(planned.method)).ok())
+        .and_then(|planned| Method::from_name(&planned.method))
         .unwrap_or(Method::TlsUnverified)
 }
 

@@ -80,6 +80,34 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, in the order the built-in rules prefer them.
+    pub const ALL: [Method; 6] = [
+        Method::Openpgp,
+        Method::Smime,
+        Method::Internal,
+        Method::Tls,
+        Method::TlsUnverified,
+        Method::Portal,
+    ];
+
+    /// Returns the name used in policy files, plans and the audit log,
+    /// such as "tls-unverified".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Openpgp => "openpgp",
+            Self::Smime => "smime",
+            Self::Internal => "internal",
+            Self::Tls => "tls",
+            Self::TlsUnverified => "tls-unverified",
+            Self::Portal => "portal",
+        }
+    }
+
+    /// Returns the method with the name [`Method::name`] gives, if any.
+    pub fn from_name(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|method| method.name() == name)
+    }
+
     /// Returns the word shown on the recipient chip.
     pub fn label(self) -> &'static str {
         match self {
@@ -585,6 +613,16 @@ fn method_list(methods: &[Method]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_names_match_serde() {
+        for method in Method::ALL {
+            let json = serde_json::to_value(method).unwrap();
+            assert_eq!(json.as_str(), Some(method.name()));
+            assert_eq!(Method::from_name(method.name()), Some(method));
+        }
+        assert_eq!(Method::from_name("carrier-pigeon"), None);
+    }
 
     fn capabilities(address: &str) -> Capabilities {
         Capabilities {

@@ -78,9 +78,7 @@ pub async fn guarded_plan(
     let (mut routing, internal_domains) = routing_policy(session);
     let sensitivity = arrival::stronger(routing.default_sensitivity, floor.sensitivity);
     if floor.encrypt {
-        for level in Sensitivity::ALL {
-            arrival::encryption_first(&mut routing, level, floor.prefer);
-        }
+        arrival::encryption_first(&mut routing, floor.prefer);
     }
     let known = capabilities(session, recipients.to_vec()).await?;
     let plan = wardmail::route::plan(&routing, &internal_domains, sensitivity, &known);
@@ -93,7 +91,8 @@ pub async fn guarded_plan(
                 address: route.address.clone(),
                 method: route
                     .method
-                    .map_or_else(|| "blocked".to_owned(), method_name),
+                    .map_or("blocked", |method| method.name())
+                    .to_owned(),
                 evidence: route.reason.clone(),
             })
             .collect(),
@@ -119,15 +118,6 @@ pub async fn guarded_plan(
         draft.override_reason = Some(reason.trim().to_owned());
     }
     Ok(draft)
-}
-
-/// Returns the name a method has in plans and the audit log, such as
-/// "tls-unverified".
-fn method_name(method: wardmail::route::Method) -> String {
-    serde_json::to_value(method)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Plans a reply to the message in `file` and prints the floor, each route
@@ -184,7 +174,7 @@ pub async fn plan_reply(
     };
     let sensitivity = arrival::stronger(requested, floor.sensitivity);
     if floor.encrypt {
-        arrival::encryption_first(&mut routing, sensitivity, floor.prefer);
+        arrival::encryption_first(&mut routing, floor.prefer);
     }
     let known = capabilities(&session, addresses).await?;
     let plan = wardmail::route::plan(&routing, &internal_domains, sensitivity, &known);

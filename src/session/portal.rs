@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{Session, SessionError, unblock};
 use crate::account::PortalSettings;
 use crate::arrival::ArrivalSecurity;
+use crate::assess::unix_now;
 use crate::audit::{self, AuditEntry};
 use crate::compose::{AttachmentFile, Draft, new_message_id};
 use crate::message::Address;
@@ -791,12 +792,6 @@ fn notice(facts: &NoticeFacts<'_>, template: Option<&str>) -> Result<Draft, Sess
         body,
         ..Draft::default()
     })
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
 /// Writes the e-mail that carries the code for [`PortalFactor::Email`]:

@@ -19,13 +19,14 @@ use wardmail::mailto::{Mailto, MailtoError};
 use wardmail::message::Address;
 use wardmail::openpgp::OpenpgpError;
 use wardmail::outbox::OutboxError;
-use wardmail::portal::FactorKind;
 use wardmail::protected::Protection;
 use wardmail::route::{
     self, Capabilities, Method as RouteMethod, RoutePlan, Routing, Sealing, Sensitivity,
 };
 use wardmail::secret::Secret;
-use wardmail::session::{GroupOutcome, Method, PortalFactor, Session, SessionError};
+use wardmail::session::{
+    GroupOutcome, Method, PortalDelivery, PortalFactor, Session, SessionError,
+};
 use wardmail::smtp::SmtpError;
 
 use super::mailbox::{ComposeStart, Loaded};
@@ -177,17 +178,8 @@ enum State {
     /// recipients stay on screen until the user closes the composer.
     Delivered {
         /// Each portal recipient with their code and the expiry date.
-        codes: Vec<PortalCode>,
+        codes: Vec<PortalDelivery>,
     },
-}
-
-/// A portal recipient's code, shown after sending.
-#[derive(Clone, Debug)]
-pub(super) struct PortalCode {
-    pub recipient: String,
-    pub factor: FactorKind,
-    pub code: Option<Secret>,
-    pub expires: i64,
 }
 
 /// How a portal recipient unlocks their copy, as chosen in the composer.
@@ -451,9 +443,7 @@ impl Composer {
         if let Some(floor) = &self.floor {
             self.sensitivity = arrival::stronger(self.sensitivity, floor.sensitivity);
             if floor.encrypt {
-                for sensitivity in Sensitivity::ALL {
-                    arrival::encryption_first(&mut routing, sensitivity, floor.prefer);
-                }
+                arrival::encryption_first(&mut routing, floor.prefer);
             }
         }
         self.allow_override = allow_override;
@@ -611,18 +601,11 @@ impl Composer {
             .iter()
             .map(|route| {
                 let method = match (self.encrypt && !per_group, self.method) {
-                    (true, Method::Openpgp) => "openpgp".to_owned(),
-                    (true, Method::Smime) => "smime".to_owned(),
-                    (false, _) => route.method.map_or_else(
-                        || "blocked".to_owned(),
-                        |method| {
-                            serde_json::to_value(method)
-                                .ok()
-                                .and_then(|value| value.as_str().map(str::to_owned))
-                                .unwrap_or_default()
-                        },
-                    ),
-                };
+                    (true, Method::Openpgp) => RouteMethod::Openpgp.name(),
+                    (true, Method::Smime) => RouteMethod::Smime.name(),
+                    (false, _) => route.method.map_or("blocked", RouteMethod::name),
+                }
+                .to_owned();
                 PlannedRecipient {
                     address: route.address.clone(),
                     method,
@@ -1377,15 +1360,9 @@ impl Composer {
         let failed: Vec<&GroupOutcome> = groups.iter().filter(|g| !group_submitted(g)).collect();
         if failed.is_empty() {
             tracing::info!(account = %self.session.account.id, groups = groups.len(), "message sent per method group");
-            let codes: Vec<PortalCode> = groups
+            let codes: Vec<PortalDelivery> = groups
                 .iter()
-                .filter_map(|group| group.portal.as_ref())
-                .map(|delivery| PortalCode {
-                    recipient: delivery.recipient.clone(),
-                    factor: delivery.factor,
-                    code: delivery.code.clone(),
-                    expires: delivery.expires,
-                })
+                .filter_map(|group| group.portal.clone())
                 .collect();
             if !codes.is_empty() {
                 self.state = State::Delivered { codes };

@@ -1,11 +1,11 @@
 //! The reply guard's gate: one check that every outgoing copy passes right
 //! before the outbox hands it to the SMTP server.
 //!
-//! Because [`crate::outbox::send`] is the only caller of
-//! [`crate::smtp::submit`] and runs [`check_entry`] first, every path that
-//! emits mail meets the same gate: the composer's Send for a new message, a
-//! reply, a reply all, a forward and a `mailto:` link, each method group of
-//! a split message, a retry or resend from the outbox, and `wardmail send`.
+//! [`crate::outbox::send`] is the only caller of [`crate::smtp::submit`]
+//! and runs [`check_entry`] first. So every path that emits mail meets the
+//! same gate: the composer's Send for a new message, a reply, a reply all, a
+//! forward and a `mailto:` link, each method group of a split message, a
+//! retry or resend from the outbox, and `wardmail send`.
 //! A test in tests/reply_guard.rs fails when another module calls
 //! `smtp::submit`.
 //!
@@ -31,7 +31,7 @@ use crate::audit::{AuditDraft, DEFAULT_DECISION};
 use crate::route::Method;
 use crate::store::{Store, StoreError};
 
-/// The fewest characters an override reason may have: a word or two is
+/// The minimum length of an override reason, in characters: a word or two is
 /// not a reason the audit log can show.
 pub const OVERRIDE_REASON_MIN: usize = 10;
 
@@ -188,7 +188,7 @@ pub fn is_encrypted(raw: &[u8]) -> bool {
     }
 }
 
-/// Checks one copy against `floor`: `encrypted` tells whether the copy is
+/// Checks one copy against `floor`: `encrypted` is whether the copy is
 /// encrypted, `recipients` are its envelope recipients, and `plan` is the
 /// plan stored with it. `allow_override` is the clinic policy's word on
 /// typed overrides.

@@ -613,7 +613,7 @@ async fn portal_round_trip_in_chromium() {
     let code = delivery.code.as_ref().unwrap().expose().to_owned();
     mark("seal, upload, send notice", &mut timings);
 
-    // Sent holds the message itself, not the notice: its only recipient
+    // Sent contains the message itself, not the notice: its only recipient
     // went through the portal.
     let bare_id = message_id.trim_matches(['<', '>']);
     let filed: Vec<String> = support::raw_messages(clinic.my_user(), "Sent")
@@ -641,7 +641,7 @@ async fn portal_round_trip_in_chromium() {
     );
     mark("notice delivered", &mut timings);
 
-    // With JavaScript off the page says what it needs, asks for no code
+    // With JavaScript off the page explains what it needs, shows no code field
     // and sends nothing to the portal beyond the page and its style.
     let nojs = browser(&json!({
         "mode": "nojs",

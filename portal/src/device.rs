@@ -1,6 +1,6 @@
 //! The desktop's endpoints under `/api/v1/`: enrolment with a one-time
 //! token, and the signed requests (RFC 9421) that upload and manage
-//! messages and fetch events and replies. A device sees and changes only
+//! messages and fetch events and replies. A device reads and changes only
 //! its own messages; another device's message gets 404, as if absent.
 
 use std::sync::Arc;
@@ -33,10 +33,10 @@ const EVENTS_PER_PAGE: u32 = 500;
 const REPLIES_PER_PAGE: u32 = 50;
 
 /// Ciphertext bytes after which a response to `GET /api/v1/replies` stops
-/// (it always holds at least one reply).
+/// (it always contains at least one reply).
 const REPLY_PAGE_BYTES: usize = 32 * 1024 * 1024;
 
-/// Longest device label, in characters.
+/// Maximum length of a device label, in characters.
 const MAX_LABEL_CHARS: usize = 100;
 
 /// A request whose signature verified: the device and the body.

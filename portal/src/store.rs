@@ -62,7 +62,7 @@ pub enum StoreError {
     /// The worker thread running the query stopped.
     #[error("cannot finish the database task: {0}")]
     Task(#[from] tokio::task::JoinError),
-    /// The database holds a value that this version cannot read.
+    /// The database contains a value that this version cannot read.
     #[error("cannot read the database: {0}")]
     Corrupt(String),
 }
@@ -84,7 +84,7 @@ fn postgres_reason(error: &tokio_postgres::Error) -> String {
     reason
 }
 
-/// How the recipient proves the second factor; see the scheme document.
+/// The kind of second factor the recipient proves, as the scheme document defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Factor {
@@ -97,7 +97,7 @@ pub enum Factor {
 }
 
 impl Factor {
-    /// The name used in JSON and in the database.
+    /// Returns the name used in JSON and in the database.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Code => "code",
@@ -116,7 +116,7 @@ impl Factor {
     }
 }
 
-/// What the desktop sets to unlock a message: the factor's kind, its
+/// The desktop's settings that unlock a message: the factor's kind, its
 /// PBKDF2 iterations, the content key wrapped under the derived key, and
 /// SHA-256 of the verifier.
 #[derive(Clone)]
@@ -137,7 +137,7 @@ pub struct NewMessage {
     pub id: String,
     /// The uploading device.
     pub device_id: String,
-    /// How the message is unlocked.
+    /// The settings that unlock the message.
     pub lock: Lock,
     /// The sealed message.
     pub envelope: Vec<u8>,
@@ -145,11 +145,11 @@ pub struct NewMessage {
     pub expires_at: i64,
     /// Wrong verifiers allowed before the message locks.
     pub max_attempts: u32,
-    /// How the recipient reaches the clinic.
+    /// The clinic's contact for the recipient.
     pub contact: String,
 }
 
-/// The public state of a message, as the recipient's page sees it.
+/// The public state of a message, as the recipient's page shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     /// Readable, with the data the page needs to derive keys.
@@ -158,19 +158,19 @@ pub enum Status {
         factor: Factor,
         /// PBKDF2 iterations.
         iterations: u32,
-        /// How the recipient reaches the clinic.
+        /// The clinic's contact for the recipient.
         contact: String,
         /// Wrong verifiers left before the message locks.
         attempts_left: u32,
     },
     /// Too many wrong verifiers; the sender must re-issue the factor.
     Locked {
-        /// How the recipient reaches the clinic.
+        /// The clinic's contact for the recipient.
         contact: String,
     },
     /// Expired or revoked: the ciphertext is deleted.
     Gone {
-        /// How the recipient reaches the clinic.
+        /// The clinic's contact for the recipient.
         contact: String,
     },
 }
@@ -178,7 +178,7 @@ pub enum Status {
 /// The result of presenting a verifier: the payload when it matched.
 pub type Attempt<T> = Result<T, Refusal>;
 
-/// Why a verifier was not accepted.
+/// The reason a verifier was not accepted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// The verifier did not match; the message locks when this reaches 0.
@@ -188,12 +188,12 @@ pub enum Refusal {
     },
     /// The message was locked already.
     Locked {
-        /// How the recipient reaches the clinic.
+        /// The clinic's contact for the recipient.
         contact: String,
     },
     /// The message expired or was revoked.
     Gone {
-        /// How the recipient reaches the clinic.
+        /// The clinic's contact for the recipient.
         contact: String,
     },
     /// No message has this id.

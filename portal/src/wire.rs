@@ -54,7 +54,7 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 
 /// Compares two SHA-256 values in time that does not depend on where they
 /// differ. The inputs are hashes of attacker-chosen verifiers, so an early
-/// exit would leak little, but the scheme asks for a constant-time check.
+/// exit would leak little, but the scheme requires a constant-time check.
 pub fn hashes_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
     let difference = a
         .iter()

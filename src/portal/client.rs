@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use super::{DeviceKey, FactorUpdate, PortalError, Upload};
 use crate::net::{self, NetError, TlsContext};
 
-/// The longest a whole request may take.
+/// The time limit of a whole request.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The largest response read, enough for a page of replies.
@@ -36,7 +36,7 @@ pub enum ClientError {
     Url {
         /// The URL as configured.
         url: String,
-        /// What is wrong with it.
+        /// The problem with it.
         reason: &'static str,
     },
     /// Connecting or the TLS handshake failed.
@@ -61,7 +61,7 @@ pub enum ClientError {
         /// The portal host.
         host: String,
     },
-    /// The portal answered with an error status.
+    /// The portal responded with an error status.
     #[error("the portal refused {what} with HTTP {status}{}", detail(.message))]
     Status {
         /// The request, in words.
@@ -187,7 +187,7 @@ pub struct Event {
 pub struct SealedReply {
     /// The portal's sequence number, for `after`.
     pub seq: i64,
-    /// The portal message id the reply answers.
+    /// The portal message id the reply belongs to.
     pub id: String,
     /// The HPKE encapsulated key, base64url.
     pub enc: String,
@@ -325,7 +325,7 @@ impl PortalClient {
     }
 
     /// Sends one request, signed when `device` is given, and returns the
-    /// body of a 2xx answer.
+    /// body of a 2xx response.
     async fn exchange(
         &self,
         what: &str,

@@ -182,7 +182,7 @@ pub(super) fn derive_keys(
 fn expand(prk: &hkdf::Prk, info: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     let info = [info];
-    // HKDF_SHA256 as a length asks for 32 bytes, far below HKDF's limit of
+    // HKDF_SHA256 as a length requests 32 bytes, far below HKDF's limit of
     // 255 * 32, so neither expand nor fill can fail.
     if let Ok(okm) = prk.expand(&info, hkdf::HKDF_SHA256) {
         let _ = okm.fill(&mut out);

@@ -61,7 +61,7 @@ pub enum PortalSendError {
     Unknown(String),
 }
 
-/// How the recipient of a portal message unlocks it.
+/// The second factor that opens a recipient's portal message.
 #[derive(Clone, Debug, Default)]
 pub enum PortalFactor {
     /// An 8-digit code that the staff member gives by phone or SMS.
@@ -88,7 +88,7 @@ pub struct PreparedPortal {
     /// A passphrase typed for this patient, saved once the upload worked.
     remember: Option<Secret>,
     /// The secrets the store keeps for replies and re-issuing.
-    kept: Kept,
+    kept: StoredSecrets,
     /// When the portal deletes the message, Unix seconds.
     expires: i64,
 }
@@ -101,7 +101,7 @@ pub struct PortalDelivery {
     pub recipient: String,
     /// The portal message id.
     pub portal_id: String,
-    /// How the recipient unlocks it.
+    /// The second factor that opens it.
     pub factor: FactorKind,
     /// The code to read out, grouped, for [`PortalFactor::Phone`].
     pub code: Option<Secret>,
@@ -120,7 +120,7 @@ impl std::fmt::Debug for PortalDelivery {
 
 /// The secrets and facts kept per portal message, as JSON in the store.
 #[derive(Serialize, Deserialize)]
-struct Kept {
+struct StoredSecrets {
     link_secret: String,
     content_key: String,
     reply_key: String,
@@ -242,7 +242,7 @@ impl Session {
     /// `{link}` is refused, because the notice would be useless. Reads the
     /// template file, so it runs on the blocking pool.
     ///
-    /// `factor` says how the recipient unlocks it. A passphrase left empty
+    /// `factor` is the second factor that opens it. A passphrase left empty
     /// is the one saved for this recipient, and a code by e-mail needs
     /// `[portal] allow_email_code = true` in the clinic policy.
     pub fn prepare_portal(
@@ -270,6 +270,7 @@ impl Session {
             }
         };
         let kind = scheme_factor.kind();
+
         let Some(url) = settings.url.clone() else {
             return Err(PortalSendError::NotEnrolled.into());
         };
@@ -279,6 +280,7 @@ impl Session {
             settings.expiry_days
         };
         let expires = date_unix + i64::from(days) * 86_400;
+
         let envelope = Envelope {
             from: draft.from.to_string(),
             to: recipient.to_owned(),
@@ -304,6 +306,7 @@ impl Session {
         let sealed =
             portal::seal(&envelope, scheme_factor, &options).map_err(PortalSendError::from)?;
         let link = sealed.link(&url);
+
         let template = match &settings.notice_template {
             Some(path) => Some(read_template(path)?),
             None => None,
@@ -318,6 +321,7 @@ impl Session {
             factor: kind,
         };
         let notice = notice(&facts, template.as_deref())?;
+
         let code_notice = match (&sealed.code, kind) {
             (Some(code), FactorKind::EmailCode) => Some(
                 code_notice(
@@ -331,7 +335,8 @@ impl Session {
             ),
             _ => None,
         };
-        let kept = Kept {
+
+        let kept = StoredSecrets {
             link_secret: sealed.link_secret.expose_text(),
             content_key: sealed.content_key.expose_text(),
             reply_key: sealed.reply_key.expose_text(),
@@ -365,6 +370,7 @@ impl Session {
             .upload(&device, &prepared.sealed.upload)
             .await
             .map_err(PortalSendError::from)?;
+
         let portal_id = prepared.sealed.id.to_string();
         let kept = serde_json::to_string(&prepared.kept)
             .map_err(|error| SessionError::Task(error.to_string()))?;
@@ -393,6 +399,7 @@ impl Session {
             Ok(())
         })
         .await?;
+
         tracing::info!(account = %self.account.id, portal = portal_short(&portal_id), "message uploaded to the secure portal");
         let factor = prepared.kept.factor;
         Ok(PortalDelivery {
@@ -656,7 +663,10 @@ impl Session {
         Ok(Secret::new(code))
     }
 
-    async fn known_portal_message(&self, portal_id: &str) -> Result<(String, Kept), SessionError> {
+    async fn known_portal_message(
+        &self,
+        portal_id: &str,
+    ) -> Result<(String, StoredSecrets), SessionError> {
         let store = self.store.clone();
         let account = self.account.id.clone();
         let id = portal_id.to_owned();
@@ -741,7 +751,7 @@ struct NoticeFacts<'a> {
     contact: &'a str,
     /// When the portal deletes the message, Unix seconds.
     expires: i64,
-    /// How the recipient opens it.
+    /// The second factor that opens it.
     factor: FactorKind,
 }
 
@@ -889,7 +899,7 @@ fn load_portal_message(
     store: &Store,
     account: &str,
     portal_id: &str,
-) -> Result<Option<(String, Kept)>, SessionError> {
+) -> Result<Option<(String, StoredSecrets)>, SessionError> {
     use rusqlite::OptionalExtension as _;
     let row: Option<(String, String)> = store
         .db()
@@ -1000,7 +1010,7 @@ fn list_portal_messages(store: &Store, account: &str) -> Result<Vec<PortalMessag
                 created: row.get(3)?,
                 expires: row.get(4)?,
                 state: row.get(5)?,
-                subject: serde_json::from_str::<Kept>(&row.get::<_, String>(6)?)
+                subject: serde_json::from_str::<StoredSecrets>(&row.get::<_, String>(6)?)
                     .map(|kept| kept.subject)
                     .unwrap_or_default(),
                 events: Vec::new(),

@@ -182,7 +182,8 @@ enum State {
     },
 }
 
-/// How a portal recipient unlocks their copy, as chosen in the composer.
+/// The second factor that opens a portal recipient's copy, as chosen in
+/// the composer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortalUnlock {
     /// A code that the user gives by phone.
@@ -243,7 +244,7 @@ pub struct Composer {
     /// The route plan as sent, for the audit log of every attempt.
     audit: Option<AuditDraft>,
     /// The floor that the message replied to or forwarded sets, when it
-    /// asks for more than plain delivery.
+    /// requires more than plain delivery.
     floor: Option<Floor>,
     /// Whether the clinic policy lets the user send below the floor.
     allow_override: bool,
@@ -261,8 +262,8 @@ pub struct Composer {
     /// The portal link of the notice this replies to: the reply belongs in
     /// the portal, and the e-mail reply quotes nothing.
     portal_notice_link: Option<String>,
-    /// How each portal recipient unlocks their copy; a code by phone when
-    /// not listed.
+    /// The second factor of each portal recipient's copy; a code by phone
+    /// when not listed.
     unlocks: Vec<(String, PortalUnlock)>,
     /// The passphrase typed per portal recipient.
     passphrases: Vec<(String, String)>,
@@ -317,8 +318,8 @@ impl Composer {
         if let ComposeStart::Reply { original, .. } = &start
             && original.arrival.portal_notice
         {
-            // A notice carries only the link; the message and its answer
-            // belong in the portal, so nothing of it is quoted.
+            // A notice carries only the link. The message and the reply to it
+            // belong in the portal, so nothing of the notice is quoted.
             draft.body = String::new();
             portal_notice_link = session
                 .config
@@ -423,7 +424,7 @@ impl Composer {
 
     /// Applies the clinic's routing rules; the sensitivity starts at the
     /// policy's default, or at the floor of a reply or forward when that is
-    /// higher. Under a floor that asks for encryption, each rule lists its
+    /// higher. Under a floor that requires encryption, each rule lists its
     /// encryption methods first, the original's technology first, so every
     /// recipient who can receive encryption gets it. `allow_override` is
     /// the policy's word on sending below the floor.
@@ -696,7 +697,7 @@ impl Composer {
 
     /// Works out which recipients' copies would travel below the floor, by
     /// the way Send would write them: per method group, or one copy
-    /// encrypted or clear as the switches say.
+    /// encrypted or clear as the switches are set.
     fn find_below_floor(&self) -> Vec<(String, String)> {
         let (Some(floor), Some(plan)) = (&self.floor, &self.plan) else {
             return Vec::new();

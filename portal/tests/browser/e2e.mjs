@@ -160,7 +160,7 @@ async function gone(page, job, result) {
 async function noScript(page, job, result) {
   const response = await page.goto(job.link, { timeout: STEP_TIMEOUT_MS });
   result.page_status = response === null ? null : response.status();
-  // The accessibility tree holds what a reader sees, apart from
+  // The accessibility tree contains what a reader gets, apart from
   // <noscript>, which Playwright leaves out of it; the page's HTML has
   // that. The screenshot shows both together.
   result.visible = await page.locator("body").ariaSnapshot({ timeout: STEP_TIMEOUT_MS });

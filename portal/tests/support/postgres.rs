@@ -8,7 +8,7 @@
 //! `postgres` system user (or `nobody`), set through `Command::uid`. The
 //! test process cannot run code at exit, so a small watchdog shell reads a
 //! pipe whose write end only this process has open. When the process ends,
-//! for whatever reason, the read sees end of file and the watchdog stops
+//! for whatever reason, the read reaches end of file and the watchdog stops
 //! the server by its pid and removes the directory.
 
 use std::io::BufRead as _;
